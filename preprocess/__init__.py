@@ -1,0 +1,1 @@
+"""spanbert-preprocess: raw text to fairseq binaries for the span_bert task."""
