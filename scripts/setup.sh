@@ -17,7 +17,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 
-stamp_of() { cat "$@" scripts/setup.sh spanbert_fairseq/data/*.pyx 2>/dev/null | sha1sum | cut -c1-16; }
+# Inputs whose change means "install again": requirements, build files, and the compiled kernel.
+stamp_of() { cat "$@" scripts/setup.sh $(ls spanbert_fairseq/data/*.pyx 2>/dev/null) | sha1sum | cut -c1-16; }
 STAMP="$VENV/.spanbert-setup"
 want="$(stamp_of requirements.txt setup.py pyproject.toml)-$WANT_TEST"
 [ $WANT_TEST = 1 ] && want="$(stamp_of requirements.txt requirements-test.txt setup.py pyproject.toml)-1"
