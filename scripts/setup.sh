@@ -45,7 +45,7 @@ if ! "$VENV/bin/python" -c "import fairseq" 2>/dev/null; then
   log "installing ve-fairseq==0.12.3 (fairseq 0.12 for Python 3.11)"
   "${PIP[@]}" --no-deps "ve-fairseq==0.12.3"
 fi
-log "installing requirements.txt"
+log "installing requirements.txt (pip may note that ve-fairseq wants torchaudio: that is expected, see README)"
 "${PIP[@]}" -r requirements.txt
 if [ $WANT_TEST = 1 ]; then
   log "installing requirements-test.txt"
