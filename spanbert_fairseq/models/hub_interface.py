@@ -1,0 +1,1 @@
+"""Placeholder; the hub interface follows."""

@@ -1,0 +1,188 @@
+"""The `span_bert` model: BERT's encoder with an MLM head and a span boundary objective head.
+
+State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s keys (no pooler),
+`encoder.mlm_head.*` BERT's `cls.predictions`, `encoder.sbo_head.*` the authors'
+`cls.pair_target_predictions`. Both heads' output projections are the word embeddings.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from fairseq.dataclass import FairseqDataclass
+from fairseq.models import (
+    FairseqEncoder,
+    FairseqEncoderModel,
+    register_model,
+    register_model_architecture,
+)
+
+from .bert_encoder import BertBody, init_bert_weights
+from .heads import MlmHead, SboHead
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SpanBertConfig(FairseqDataclass):
+    # Defaults are spanbert_base; the --arch functions below set the other sizes.
+    encoder_layers: int = field(default=12, metadata={"help": "number of Transformer layers"})
+    encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "feed-forward inner size"})
+    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
+    max_positions: int = field(default=512, metadata={"help": "learned absolute positions"})
+    type_vocab_size: int = field(
+        default=2, metadata={"help": "token-type rows (BERT's 2; SpanBERT only uses row 0)"}
+    )
+    layer_norm_eps: float = field(default=1e-12, metadata={"help": "LayerNorm epsilon (BERT's)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings and sublayer outputs"})
+    attention_dropout: float = field(default=0.1, metadata={"help": "dropout on attention weights"})
+    sbo_position_dim: int = field(
+        default=200, metadata={"help": "size of the SBO head's relative-position embedding"}
+    )
+    max_pair_targets: int = field(
+        default=15, metadata={"help": "SBO predicts at most this many tokens of a span"}
+    )
+
+
+class SpanBertEncoder(FairseqEncoder):
+    """Encoder body plus both heads; the heads run only on the rows the loss needs."""
+
+    def __init__(self, cfg, dictionary):
+        super().__init__(dictionary)
+        self.cfg = cfg
+        dim, eps = cfg.encoder_embed_dim, cfg.layer_norm_eps
+        self.bert = BertBody(
+            vocab_size=len(dictionary),
+            padding_idx=dictionary.pad(),
+            num_layers=cfg.encoder_layers,
+            dim=dim,
+            ffn_dim=cfg.encoder_ffn_embed_dim,
+            num_heads=cfg.encoder_attention_heads,
+            max_positions=cfg.max_positions,
+            type_vocab_size=cfg.type_vocab_size,
+            eps=eps,
+            dropout=cfg.dropout,
+            attention_dropout=cfg.attention_dropout,
+        )
+        self.mlm_head = MlmHead(dim, len(dictionary), eps)
+        self.sbo_head = SboHead(dim, len(dictionary), cfg.max_pair_targets, cfg.sbo_position_dim, eps)
+        self.apply(init_bert_weights)
+
+    @property
+    def embed_weight(self):  # V x C: the tied output projection of both heads
+        return self.bert.embeddings.word_embeddings.weight
+
+    def extract_features(self, src_tokens):  # B x T -> B x T x C, last layer
+        return self.bert(src_tokens, self.bert.attention_mask(src_tokens))
+
+    def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
+                pair_target_mask=None, **unused):
+        """Logits for the masked tokens and for the SBO targets.
+
+        src_tokens: B x T.  pairs: B x K x 2 positions (in src_tokens) of each span's boundaries.
+        masked_tokens: B x T bool, True where the MLM predicts.
+        pair_target_mask: B x K x P bool, True where pair_targets holds a token.
+        Returns (mlm_logits M x V, sbo_logits S x V), rows in row-major order of the masks
+        (the order of `target[masked_tokens]` and `pair_targets[pair_target_mask]`); an output is
+        None when its mask is None.
+        """
+        B, T = src_tokens.shape
+        # Turn masks into row indices before the encoder runs: nonzero() waits for the device,
+        # and here its queue is empty, whereas after the encoder it would stall the step.
+        attn_mask = self.bert.attention_mask(src_tokens)
+        mlm_rows = None if masked_tokens is None else masked_tokens.flatten().nonzero().squeeze(1)
+        sbo_rows = None if pair_target_mask is None else self._sbo_rows(pairs, pair_target_mask, T)
+
+        features = self.bert(src_tokens, attn_mask).flatten(0, 1)  # (B*T) x C
+        mlm_logits = sbo_logits = None
+        if mlm_rows is not None:
+            mlm_logits = self.mlm_head(features[mlm_rows], self.embed_weight)
+        if sbo_rows is not None:
+            left_rows, right_rows, span_index = sbo_rows
+            sbo_logits = self.sbo_head(
+                features[left_rows], features[right_rows], span_index, self.embed_weight
+            )
+        return mlm_logits, sbo_logits
+
+    def _sbo_rows(self, pairs, pair_target_mask, seq_len):
+        """For every SBO target: rows of its left and right boundary in (B*T) x C, its span index."""
+        B, K, P = pair_target_mask.shape
+        assert P <= self.cfg.max_pair_targets, (
+            f"batch has {P} pair targets per span but the model has max_pair_targets="
+            f"{self.cfg.max_pair_targets}"
+        )
+        slots = pair_target_mask.flatten().nonzero().squeeze(1)  # S: indices into B*K*P
+        pair_index, span_index = slots // P, slots % P  # S: index into B*K, index within the span
+        boundaries = pairs.reshape(B * K, 2)[pair_index]  # S x 2
+        first_row = (pair_index // K) * seq_len  # S: row of position 0 of the sample
+        return first_row + boundaries[:, 0], first_row + boundaries[:, 1], span_index
+
+    def max_positions(self):
+        return self.cfg.max_positions
+
+
+@register_model("span_bert", dataclass=SpanBertConfig)
+class SpanBertModel(FairseqEncoderModel):
+    """SpanBERT (Joshi et al., 2020): span masking + span boundary objective, no NSP."""
+
+    def __init__(self, cfg, encoder):
+        super().__init__(encoder)
+        self.cfg = cfg
+
+    @classmethod
+    def build_model(cls, cfg, task):
+        return cls(cfg, SpanBertEncoder(cfg, task.source_dictionary))
+
+    def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
+                pair_target_mask=None, **unused):
+        return self.encoder(
+            src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
+            pair_target_mask=pair_target_mask,
+        )
+
+    def extract_features(self, src_tokens):  # B x T -> B x T x C
+        return self.encoder.extract_features(src_tokens)
+
+    def max_positions(self):
+        return self.encoder.max_positions()
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", **kwargs):
+        """Load a trained checkpoint for inference: returns a `SpanBertHubInterface`.
+
+        `model_name_or_path` is a directory holding the checkpoint and the vocabulary
+        (`dict.txt`, plus `vocab.txt` for WordPiece or `spm.model` for SentencePiece).
+        """
+        from .hub_interface import SpanBertHubInterface
+
+        return SpanBertHubInterface.from_pretrained(model_name_or_path, checkpoint_file, **kwargs)
+
+
+def _set_defaults(args, **sizes):
+    for name, value in sizes.items():
+        setattr(args, name, getattr(args, name, value))
+
+
+@register_model_architecture("span_bert", "spanbert_base")
+def spanbert_base(args):
+    _set_defaults(
+        args, encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072,
+        encoder_attention_heads=12,
+    )
+
+
+@register_model_architecture("span_bert", "spanbert_large")
+def spanbert_large(args):
+    _set_defaults(
+        args, encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096,
+        encoder_attention_heads=16,
+    )
+
+
+@register_model_architecture("span_bert", "spanbert_tiny")
+def spanbert_tiny(args):
+    """For tests and the CPU demo."""
+    _set_defaults(
+        args, encoder_layers=2, encoder_embed_dim=128, encoder_ffn_embed_dim=512,
+        encoder_attention_heads=2,
+    )
