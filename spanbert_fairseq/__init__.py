@@ -5,5 +5,6 @@ from .compat import patch_fairseq_checkpoint_loading
 patch_fairseq_checkpoint_loading()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers the components)
+from .models.span_bert import SpanBertModel  # noqa: E402,F401
 
 __version__ = "0.1.0"
