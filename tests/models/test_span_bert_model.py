@@ -1,6 +1,5 @@
 """The span_bert model: HF BERT's function, DESIGN's state-dict keys, heads on selected rows only."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F
