@@ -26,3 +26,7 @@ def patch_fairseq_checkpoint_loading():
 
     if not isinstance(checkpoint_utils.torch, _TorchForTrustedCheckpoints):
         checkpoint_utils.torch = _TorchForTrustedCheckpoints("torch")
+
+    from .checkpoint_safety import patch_checkpoint_safety
+
+    patch_checkpoint_safety()  # atomic checkpoint writes, resume fallback, clean preemption
