@@ -1,0 +1,452 @@
+"""Training step (forward, backward, AdamW step) time and peak memory: span_bert vs its baselines.
+
+Sides, all at the same size, batch and sequence length, on the same token rows:
+  span_bert  this project's model + criterion (MLM + SBO), batch from the span_bert task
+  roberta    fairseq's own `roberta` model + `masked_lm` criterion (MLM only), same fairseq,
+             same masked positions (the span_bert batch with ids mapped to fairseq's specials)
+  hf_bert    transformers.BertForPreTraining (MLM + NSP; HF scores every position)
+
+Time: one process, every side warmed up, then one step per side per round, round-robin with a
+rotating order; medians and ratios. Memory: a fresh child process per side. On CPU the peak is
+the RSS high-water (VmHWM, reset after a warm-up step) minus the RSS before the model was built,
+with glibc told to unmap every freed block over 64 KiB so RSS follows live tensors; on CUDA it is
+torch.cuda.max_memory_allocated. Both count weights, gradients, AdamW state and activations.
+
+    python benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 8 --rounds 10
+    python benchmarks/bench_train_step.py --device cuda --fp16 --sizes base --batch 32   # GPU
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import benchlib  # noqa: E402
+import cost  # noqa: E402
+
+SIDES = ("span_bert", "roberta", "hf_bert")
+BERT_VOCAB_SIZE = 30522
+GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
+
+
+@dataclass(frozen=True)
+class Dims:
+    name: str
+    layers: int
+    hidden: int
+    ffn: int
+    heads: int
+
+    def as_cost_size(self):
+        return cost.Size(self.name, self.layers, self.hidden, self.ffn, self.heads)
+
+
+# ---------------------------------------------------------------------------- sizes
+def resolve_size(name, data_dir):
+    """tiny = spanbert_tiny's own dims; base-L<n> = base width with n layers; base; large."""
+    if name == "tiny":
+        args = fairseq_args(spanbert_argv(data_dir, "spanbert_tiny", None))
+        return Dims("tiny", args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
+                    args.encoder_attention_heads)
+    if name.startswith("base-L"):
+        return Dims(name, int(name[len("base-L"):]), 768, 3072, 12)
+    if name == "base":
+        return Dims(name, 12, 768, 3072, 12)
+    if name == "large":
+        return Dims(name, 24, 1024, 4096, 16)
+    raise SystemExit(f"unknown size {name!r}: use tiny, base-L<n>, base or large")
+
+
+def spanbert_arch(dims):
+    return "spanbert_tiny" if dims.name == "tiny" else "spanbert_large" if dims.name == "large" else "spanbert_base"
+
+
+# ---------------------------------------------------------------------------- fairseq set-up
+def fairseq_args(argv):
+    from fairseq import options
+
+    parser = options.get_training_parser()
+    return options.parse_args_and_arch(parser, input_args=argv)
+
+
+def fairseq_side(argv):
+    """(model, criterion) exactly as fairseq-train builds them from this command line."""
+    from fairseq import tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    cfg = convert_namespace_to_omegaconf(fairseq_args(argv))
+    task = tasks.setup_task(cfg.task)
+    return task, task.build_model(cfg.model), task.build_criterion(cfg.criterion)
+
+
+def spanbert_argv(data_dir, arch, dims, seq_len=512):
+    argv = [str(data_dir), "--user-dir", benchlib.USER_DIR, "--task", "span_bert",
+            "--criterion", "span_bert", "--arch", arch, "--tokens-per-sample", str(seq_len)]
+    return argv + (dims_argv(dims) if dims is not None else [])
+
+
+def dims_argv(dims):
+    return ["--encoder-layers", str(dims.layers), "--encoder-embed-dim", str(dims.hidden),
+            "--encoder-ffn-embed-dim", str(dims.ffn), "--encoder-attention-heads", str(dims.heads)]
+
+
+def roberta_dict_dir(work_dir):
+    """A masked_lm data dir whose dictionary has BERT's size: 4 fairseq specials + entries + <mask>."""
+    path = Path(work_dir) / "roberta_dict"
+    path.mkdir(parents=True, exist_ok=True)
+    entries = BERT_VOCAB_SIZE - 5
+    (path / "dict.txt").write_text("".join(f"tok{i} 1\n" for i in range(entries)))
+    return path
+
+
+def roberta_argv(dict_dir, dims, seq_len=512):
+    return [str(dict_dir), "--task", "masked_lm", "--criterion", "masked_lm", "--arch", "roberta_base",
+            "--max-positions", str(seq_len), "--tokens-per-sample", str(seq_len)] + dims_argv(dims)
+
+
+# ---------------------------------------------------------------------------- batches
+def spanbert_batch(data_dir, dims, batch, seq_len, seed=1):
+    """`batch` full-length blocks collated by the span_bert task (the batch contract)."""
+    from fairseq.tasks import TASK_REGISTRY
+
+    if "span_bert" not in TASK_REGISTRY:
+        print("note: no span_bert task registered yet; batch built to the batch contract here")
+        return contract_batch(data_dir, batch, seq_len, seed)
+    task, _, _ = fairseq_side(spanbert_argv(data_dir, spanbert_arch(dims), dims, seq_len) + ["--seed", str(seed)])
+    task.load_dataset("train", epoch=1)
+    dataset = task.dataset("train")
+    longest = sorted(range(len(dataset)), key=lambda i: -int(dataset.sizes[i]))[:batch]
+    return dataset.collater([dataset[i] for i in longest])
+
+
+def contract_batch(data_dir, batch, seq_len, seed, max_pair_targets=15):
+    """A batch in the span_bert layout from real token rows, with geometric spans masked.
+
+    Stand-in for the task's collater (same shapes, ~15% masked in spans, pairs and pair targets),
+    used only when the task is not available.
+    """
+    import numpy as np
+    import torch
+    from fairseq.data import data_utils
+
+    dataset = data_utils.load_indexed_dataset(str(Path(data_dir) / "train"), None, "mmap")
+    tokens = np.concatenate([dataset[i].numpy() for i in range(len(dataset))])
+    tokens = tokens[tokens != 102]
+    rng = np.random.default_rng(seed)
+    block = seq_len - 2
+    src = torch.zeros(batch, seq_len, dtype=torch.long)
+    target = torch.zeros_like(src)
+    all_spans = []
+    for row in range(batch):
+        start = int(rng.integers(0, len(tokens) - block))
+        original = torch.from_numpy(tokens[start:start + block].astype(np.int64))
+        spans = random_spans(rng, block, int(np.ceil(0.15 * block)))
+        masked = original.clone()
+        for s, e in spans:
+            masked[s:e + 1] = 103
+            target[row, 1 + s:2 + e] = original[s:e + 1]
+        src[row] = torch.cat([torch.tensor([101]), masked, torch.tensor([102])])
+        all_spans.append([(s, e, original[s:e + 1][:max_pair_targets]) for s, e in spans
+                          if s > 0 and e < block - 1])
+    k = max(len(spans) for spans in all_spans)
+    pairs = torch.zeros(batch, k, 2, dtype=torch.long)
+    pair_targets = torch.zeros(batch, k, max_pair_targets, dtype=torch.long)
+    for row, spans in enumerate(all_spans):
+        for j, (s, e, span_tokens) in enumerate(spans):
+            pairs[row, j] = torch.tensor([s, e + 2])  # block s-1 and e+1, shifted by [CLS]
+            pair_targets[row, j, :len(span_tokens)] = span_tokens
+    return {"id": torch.arange(batch), "nsentences": batch, "ntokens": int(src.ne(0).sum()),
+            "net_input": {"src_tokens": src, "src_lengths": torch.full((batch,), seq_len), "pairs": pairs},
+            "target": target, "pair_targets": pair_targets}
+
+
+def random_spans(rng, length, budget, p=0.2, max_len=10):
+    """Merged (start, end) spans covering exactly `budget` positions of 0..length-1."""
+    import numpy as np
+
+    covered = np.zeros(length, dtype=bool)
+    while covered.sum() < budget:
+        span = min(int(rng.geometric(p)), max_len, budget - int(covered.sum()))
+        start = int(rng.integers(0, length))
+        covered[start:start + span] = True
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], covered.astype(np.int8), [0]])))
+    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2])]
+
+
+def roberta_sample(sample, pad, mask_idx):
+    """The span_bert batch in fairseq's masked_lm layout: same rows, same masked positions.
+
+    Only the special ids differ ([PAD] 0 -> <pad> 1, [CLS] -> <s> 0, [SEP] -> </s> 2,
+    [MASK] -> <mask>); every other id is kept, so both models see the same token rows.
+    """
+    src = sample["net_input"]["src_tokens"].clone()
+    target = sample["target"].clone()
+    src_is = {name: src.eq(idx) for name, idx in (("pad", 0), ("unused0", 1), ("cls", 101), ("sep", 102),
+                                                  ("mask", 103), ("unused1", 2))}
+    src[src_is["pad"]] = pad
+    src[src_is["cls"]] = 0
+    src[src_is["sep"]] = 2
+    src[src_is["mask"]] = mask_idx
+    src[src_is["unused0"] | src_is["unused1"]] = 3
+    target[target.eq(0)] = pad
+    return {"net_input": {"src_tokens": src, "src_lengths": sample["net_input"]["src_lengths"]},
+            "target": target, "ntokens": sample["ntokens"], "nsentences": sample["nsentences"]}
+
+
+def hf_inputs(sample):
+    import torch
+
+    src = sample["net_input"]["src_tokens"]
+    labels = sample["target"].masked_fill(sample["target"].eq(0), -100)
+    return {"input_ids": src, "attention_mask": src.ne(0).long(), "token_type_ids": torch.zeros_like(src),
+            "labels": labels, "next_sentence_label": torch.zeros(src.size(0), dtype=torch.long)}
+
+
+def to_device(obj, device):
+    import torch
+
+    if torch.is_tensor(obj):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+# ---------------------------------------------------------------------------- sides
+class Side:
+    """One model's training step: zero_grad, forward + loss, backward, AdamW step."""
+
+    def __init__(self, name, model, loss_fn, flops, tokens, device, fp16):
+        import torch
+
+        self.name, self.model, self.loss_fn = name, model.to(device).train(), loss_fn
+        self.flops, self.tokens, self.device, self.fp16 = flops, tokens, device, fp16
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.01)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+
+    def step(self):
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
+            loss = self.loss_fn(self.model)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
+def fairseq_loss_fn(criterion, sample):
+    def loss_fn(model):
+        loss, sample_size, _ = criterion(model, sample)
+        return loss / sample_size
+
+    return loss_fn
+
+
+def build_side(name, dims, sample, args):
+    import torch
+
+    device, tokens = args.device, sample["net_input"]["src_tokens"].numel()
+    size, batch, seq_len = dims.as_cost_size(), sample["net_input"]["src_tokens"].size(0), args.seq_len
+    masked = int(sample["target"].ne(0).sum())
+    encoder = cost.encoder_flops(size, batch, seq_len)
+    if name == "span_bert":
+        _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len))
+        sbo_targets = int(sample["pair_targets"].ne(0).sum())
+        flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
+            size, sbo_targets, BERT_VOCAB_SIZE)
+        loss_fn = fairseq_loss_fn(criterion, to_device(sample, device))
+    elif name == "roberta":
+        task, model, criterion = fairseq_side(roberta_argv(roberta_dict_dir(args.work_dir), dims, seq_len))
+        mapped = roberta_sample(sample, task.source_dictionary.pad(), task.mask_idx)
+        flops = encoder + cost.mlm_head_flops(size, masked, len(task.source_dictionary))
+        loss_fn = fairseq_loss_fn(criterion, to_device(mapped, device))
+    elif name == "hf_bert":
+        model = hf_model(dims, seq_len)
+        inputs = to_device(hf_inputs(sample), device)
+        flops = encoder + cost.mlm_head_flops(size, tokens, BERT_VOCAB_SIZE)
+        loss_fn = lambda m: m(**inputs).loss  # noqa: E731
+    else:
+        raise SystemExit(f"unknown side {name!r}")
+    torch.manual_seed(0)
+    return Side(name, model, loss_fn, flops, tokens, device, args.fp16)
+
+
+def hf_model(dims, seq_len):
+    from transformers import BertConfig, BertForPreTraining
+
+    config = BertConfig(vocab_size=BERT_VOCAB_SIZE, hidden_size=dims.hidden, num_hidden_layers=dims.layers,
+                        num_attention_heads=dims.heads, intermediate_size=dims.ffn,
+                        max_position_embeddings=seq_len, layer_norm_eps=1e-12, hidden_act="gelu")
+    config._attn_implementation = "sdpa"
+    return BertForPreTraining(config)
+
+
+# ---------------------------------------------------------------------------- memory child
+def child_main(args):
+    """Build one side alone and print its training peak memory as one JSON line."""
+    import torch
+
+    sample = torch.load(args.child_sample, weights_only=False)
+    dims = Dims(**json.loads(args.child_dims))
+    cuda = args.device.startswith("cuda")
+    base = torch.cuda.memory_allocated() if cuda else benchlib.rss_bytes()
+    side = build_side(args.child_side, dims, sample, args)
+    side.step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        benchlib.reset_rss_peak()
+    for _ in range(args.memory_steps):
+        side.step()
+    peak = torch.cuda.max_memory_allocated() if cuda else benchlib.rss_peak_bytes()
+    print(json.dumps({"side": side.name, "peak_bytes": peak - base}))
+
+
+def measure_memory(side_name, dims, sample_path, args):
+    cmd = [sys.executable, __file__, "--child-side", side_name, "--child-dims", json.dumps(dims.__dict__),
+           "--child-sample", str(sample_path), "--device", args.device, "--seq-len", str(args.seq_len),
+           "--data-dir", str(args.data_dir), "--work-dir", str(args.work_dir),
+           "--memory-steps", str(args.memory_steps)] + (["--fp16"] if args.fp16 else [])
+    out = subprocess.run(cmd, env=benchlib.malloc_env(), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory child for {side_name} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+# ---------------------------------------------------------------------------- driver
+def gpu_peak_tflops(args):
+    if args.peak_tflops:
+        return args.peak_tflops
+    import torch
+
+    if not args.device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((v for k, v in GPU_PEAK_TFLOPS.items() if k in name), None)
+
+
+def run_size(size_name, args):
+    import torch
+
+    dims = resolve_size(size_name, args.data_dir)
+    sample = spanbert_batch(args.data_dir, dims, args.batch, args.seq_len)
+    sides = {name: build_side(name, dims, sample, args) for name in args.sides}
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
+    times = benchlib.interleaved_times({n: s.step for n, s in sides.items()}, args.rounds, args.warmup, sync)
+    memory = {}
+    if args.memory:
+        sample_path = Path(args.work_dir) / f"sample_{size_name}.pt"
+        torch.save(sample, sample_path)
+        release_models(sides)
+        memory = {name: measure_memory(name, dims, sample_path, args) for name in args.sides}
+    return dims, sample, sides, times, memory
+
+
+def release_models(sides):
+    """Free the timing models before the memory children start (they would share RAM/GPU)."""
+    import gc
+
+    import torch
+
+    for side in sides.values():
+        side.model, side.optimizer, side.loss_fn = None, None, None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def report(results, args):
+    peak = gpu_peak_tflops(args)
+    header = ["size", "side", "batch x T", "step ms (median)", "IQR/median", "tokens/s", "step ratio sb/side",
+              "peak MiB", "mem ratio sb/side"] + (["MFU"] if peak else [])
+    rows, summary = [], []
+    for size_name, (dims, sample, sides, times, memory) in results.items():
+        sb_time = benchlib.median(times["span_bert"]) if "span_bert" in times else None
+        for name in args.sides:
+            med = benchlib.median(times[name])
+            tokens = sides[name].tokens
+            row = [f"{size_name} (L{dims.layers} H{dims.hidden})", name,
+                   f"{sample['net_input']['src_tokens'].size(0)} x {args.seq_len}", f"{med * 1e3:.1f}",
+                   f"{benchlib.spread(times[name]):.2f}", f"{tokens / med:,.0f}",
+                   f"{sb_time / med:.3f}" if sb_time else "-"]
+            row += memory_cells(memory, name)
+            if peak:
+                row.append(f"{sides[name].flops / med / (peak * 1e12):.1%}")
+            rows.append(row)
+            if sb_time and name != "span_bert":
+                summary.append(f"{size_name} vs {name}: time x{sb_time / med:.2f}"
+                               + (f", mem x{memory['span_bert'] / memory[name]:.2f}" if memory else ""))
+    benchlib.print_table(header, rows)
+    return summary
+
+
+def memory_cells(memory, name):
+    if not memory:
+        return ["-", "-"]
+    ratio = memory["span_bert"] / memory[name] if "span_bert" in memory else None
+    return [f"{memory[name] / 2**20:,.0f}", f"{ratio:.3f}" if ratio else "-"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="tiny,base-L2", help="comma list: tiny, base-L<n>, base, large")
+    parser.add_argument("--sides", default=",".join(SIDES), help="comma list of " + ", ".join(SIDES))
+    parser.add_argument("--batch", type=int, default=8, help="sequences per step")
+    parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (tokens_per_sample)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed steps per side (interleaved)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side first")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--fp16", action="store_true", help="CUDA autocast fp16 + GradScaler on every side")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (else from its name)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory children")
+    parser.add_argument("--memory-steps", type=int, default=2, help="steps per memory child after warm-up")
+    parser.add_argument("--corpus-mb", type=float, default=1.0, help="pydoc prose for the batches")
+    parser.add_argument("--data-dir", default=None, help="span_bert binaries (built from pydoc if absent)")
+    parser.add_argument("--work-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--child-side", help=argparse.SUPPRESS)
+    parser.add_argument("--child-dims", help=argparse.SUPPRESS)
+    parser.add_argument("--child-sample", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.sides = [s for s in args.sides.split(",") if s]
+    args.sizes = [s for s in args.sizes.split(",") if s]
+    if args.fp16 and not args.device.startswith("cuda"):
+        parser.error("--fp16 needs --device cuda (CPU steps run in fp32)")
+    return args
+
+
+def prepare_data(args):
+    args.work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_train_step_"))
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    if args.data_dir is None:
+        corpus = benchlib.write_corpus(args.work_dir / "corpus.txt", args.corpus_mb)
+        args.data_dir = benchlib.build_binaries(corpus, benchlib.bert_vocab_path(), args.work_dir / "data")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child_side:
+        return child_main(args)
+    prepare_data(args)
+    print(benchlib.machine_line(args.device))
+    print(benchlib.versions_line())
+    results = {size: run_size(size, args) for size in args.sizes}
+    summary = report(results, args)
+    print(f"bench_train_step: {args.rounds} interleaved steps per side after {args.warmup} warm-up, "
+          f"{args.device}{' fp16' if args.fp16 else ''}; span_bert " + "; ".join(summary)
+          + " (table above, stdout)")
+
+
+if __name__ == "__main__":
+    main()

