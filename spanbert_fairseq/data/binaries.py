@@ -1,0 +1,105 @@
+"""One split of fairseq mmap binaries (`PREFIX.idx` + `PREFIX.bin`), checked and read as one flat array.
+
+fairseq's `MMapIndexedDataset` reads one item per call; a block spans many items, so this reader
+exposes the whole `.bin` as a flat token array and checks on load what fairseq's reader assumes:
+the index matches the data file, every id fits the dictionary, every line ends with `eos()`.
+"""
+
+import os
+import struct
+
+import numpy as np
+from fairseq.data import indexed_dataset
+
+_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's MMapIndexedDataset.Index header
+_CHECK_CHUNK = 1 << 24  # tokens per step when scanning ids, to bound memory
+
+
+class BinaryDataError(ValueError):
+    """Binaries that cannot be used as they are; the message names the file."""
+
+
+class TokenFile:
+    """`sizes` (lines,) int32 items lengths with eos; `starts` (lines,) int64 flat offsets; `tokens` flat."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+        self.idx_path, self.bin_path = prefix + ".idx", prefix + ".bin"
+        missing = [p for p in (self.idx_path, self.bin_path) if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"split {os.path.basename(prefix)!r} not found: missing {' and '.join(missing)}"
+            )
+        self.dtype, self.sizes, pointers = _read_index(self.idx_path)
+        if len(self.sizes) == 0:
+            raise BinaryDataError(f"{self.idx_path}: empty split (0 lines); remove the shard or re-run preprocessing")
+        if self.sizes.min() < 1:
+            line = int(np.argmin(self.sizes))
+            raise BinaryDataError(f"{self.idx_path}: line {line} has no tokens, not even its [SEP]")
+        self.starts = np.zeros(len(self.sizes), dtype=np.int64)
+        np.cumsum(self.sizes[:-1], out=self.starts[1:])
+        self.num_tokens = int(self.starts[-1] + self.sizes[-1])
+        itemsize = np.dtype(self.dtype).itemsize
+        if not np.array_equal(pointers, self.starts * itemsize):
+            raise BinaryDataError(f"{self.idx_path}: line offsets are not contiguous; not a fairseq mmap index")
+        expected, actual = self.num_tokens * itemsize, os.path.getsize(self.bin_path)
+        if actual != expected:
+            raise BinaryDataError(
+                f"{self.bin_path} holds {actual} bytes but {self.idx_path} describes {expected} "
+                f"({self.num_tokens} tokens of {np.dtype(self.dtype).name}): the .bin is truncated or the "
+                ".idx belongs to another dataset; re-run preprocessing"
+            )
+        self._tokens = None
+
+    @property
+    def tokens(self):
+        """(num_tokens,) the whole .bin, memory-mapped on first use (and again after unpickling)."""
+        if self._tokens is None:
+            self._tokens = np.memmap(self.bin_path, dtype=self.dtype, mode="r", shape=(self.num_tokens,))
+        return self._tokens
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tokens"] = None  # workers map the file themselves instead of receiving a copy
+        return state
+
+    def check_dictionary(self, dictionary, dict_path="dict.txt"):
+        """Every id below len(dictionary) and every line ending with its eos, else dict.txt does not match."""
+        vocab = len(dictionary)
+        for lo in range(0, self.num_tokens, _CHECK_CHUNK):
+            chunk = self.tokens[lo : lo + _CHECK_CHUNK]
+            top = int(chunk.max())
+            if top >= vocab:
+                where = lo + int(np.argmax(chunk >= vocab))
+                line = int(np.searchsorted(self.starts, where, side="right") - 1)
+                raise BinaryDataError(
+                    f"{self.bin_path}: token id {top} (line {line}) is not in {dict_path} ({vocab} entries): "
+                    f"{dict_path} does not match these binaries"
+                )
+        ends = self.tokens[self.starts + self.sizes - 1]
+        bad = np.flatnonzero(ends != dictionary.eos())
+        if len(bad):
+            raise BinaryDataError(
+                f"{self.bin_path}: {len(bad)} of {len(ends)} lines (first: line {int(bad[0])}) do not end with "
+                f"{dict_path}'s {dictionary.eos_word} (id {dictionary.eos()}): {dict_path} does not match "
+                "these binaries"
+            )
+
+
+def _read_index(path):
+    """-> (dtype, sizes (lines,) int32, pointers (lines,) int64 byte offsets) of a fairseq mmap .idx."""
+    with open(path, "rb") as f:
+        header = f.read(len(_MAGIC) + 8 + 1 + 8)
+        if len(header) < len(_MAGIC) + 17 or header[: len(_MAGIC)] != _MAGIC:
+            raise BinaryDataError(f"{path}: not a fairseq mmap index (bad header); use --dataset-impl mmap")
+        (version,) = struct.unpack("<Q", header[9:17])
+        code = header[17]
+        (count,) = struct.unpack("<Q", header[18:26])
+        if version != 1 or code not in indexed_dataset._code_to_dtype:
+            raise BinaryDataError(f"{path}: unsupported index version {version} or dtype code {code}")
+        body = np.fromfile(f, dtype=np.uint8)
+    if body.size != count * 12:
+        raise BinaryDataError(f"{path}: index is truncated ({body.size} bytes for {count} lines)")
+    sizes = body[: count * 4].view(np.int32)
+    pointers = body[count * 4 :].view(np.int64)
+    return indexed_dataset._code_to_dtype[code], sizes, pointers

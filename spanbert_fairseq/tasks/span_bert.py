@@ -1,0 +1,104 @@
+"""The span_bert task: document blocks, span masking and SBO targets (SPEC sections 1-3)."""
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from fairseq import utils
+from fairseq.data import SortDataset, data_utils
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II, MISSING
+
+from ..data.binaries import TokenFile
+from ..data.block_dataset import DocumentBlockDataset
+from ..data.dictionary import BertDictionary, load_dictionary
+from ..data.span_masked_dataset import SpanMaskedDataset
+from ..data.span_masking import SpanMasker, SpanMaskingConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SpanBertConfig(SpanMaskingConfig):
+    data: str = field(
+        default=MISSING,
+        metadata={"help": "colon-separated data directories (shards), one per epoch in round-robin; "
+                  "each holds dict.txt and train/valid .bin/.idx"},
+    )
+    tokens_per_sample: int = field(
+        default=512, metadata={"help": "tokens per example including [CLS] and [SEP]; blocks hold 2 fewer"}
+    )
+    seed: int = II("common.seed")
+
+
+@register_task("span_bert", dataclass=SpanBertConfig)
+class SpanBertTask(FairseqTask):
+    """SpanBERT pretraining data: `[CLS] span-masked block [SEP]` with MLM and SBO targets."""
+
+    cfg: SpanBertConfig
+
+    def __init__(self, cfg: SpanBertConfig, dictionary):
+        super().__init__(cfg)
+        if cfg.tokens_per_sample < 3:
+            raise ValueError(f"--tokens-per-sample must be at least 3 ([CLS] token [SEP]), got {cfg.tokens_per_sample}")
+        self.dictionary = dictionary
+        self.masker = SpanMasker(cfg, dictionary)  # checks the masking flags
+
+    @classmethod
+    def load_dictionary(cls, filename):
+        """dict.txt or vocab.txt with ids = line numbers (so fairseq-preprocess writes BERT ids)."""
+        return BertDictionary.load(filename)
+
+    @classmethod
+    def setup_task(cls, cfg: SpanBertConfig, **kwargs):
+        paths = utils.split_paths(cfg.data)
+        if not paths:
+            raise ValueError("--data (the positional data directory) is empty")
+        dictionary = load_dictionary(os.path.join(paths[0], "dict.txt"))
+        logger.info(f"dictionary: {len(dictionary)} types from {os.path.join(paths[0], 'dict.txt')}")
+        return cls(cfg, dictionary)
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        """Shard (epoch - 1) % N of `split`, checked against dict.txt, packed, masked, shuffled."""
+        paths = utils.split_paths(self.cfg.data)
+        data_path = paths[(epoch - 1) % len(paths)]
+        tokens = TokenFile(os.path.join(data_path, split))
+        tokens.check_dictionary(self.dictionary, os.path.join(paths[0], "dict.txt"))
+        blocks = DocumentBlockDataset(tokens, self.cfg.tokens_per_sample - 2)
+        st = blocks.stats
+        if st["blocks"] == 0:
+            raise ValueError(f"{tokens.prefix}: no text, only document boundaries ({len(tokens.sizes)} lines)")
+        logger.info(
+            f"{split} {tokens.prefix}: {st['blocks']} blocks, {st['tokens']} tokens, {st['documents']} documents; "
+            f"{st['split_lines']} lines longer than a block split; {st['empty_documents']} empty documents skipped"
+        )
+        dataset = SpanMaskedDataset(blocks, self.masker, self.cfg.seed)
+        with data_utils.numpy_seed(self.cfg.seed + epoch - 1):
+            shuffle = np.random.permutation(len(dataset))
+        self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        self.check_model_positions(model)
+        return model
+
+    def check_model_positions(self, model):
+        """--tokens-per-sample must fit the model's learned positions."""
+        positions = model.max_positions()
+        if isinstance(positions, int) and self.cfg.tokens_per_sample > positions:
+            raise ValueError(
+                f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's {positions} positions; "
+                f"use --tokens-per-sample {positions} or less"
+            )
+
+    def max_positions(self):
+        return self.cfg.tokens_per_sample
+
+    @property
+    def source_dictionary(self):
+        return self.dictionary
+
+    @property
+    def target_dictionary(self):
+        return self.dictionary
