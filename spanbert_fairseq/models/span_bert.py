@@ -147,7 +147,7 @@ class SpanBertModel(FairseqEncoderModel):
         return self.encoder.max_positions()
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt", **kwargs):
+    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt"):
         """Load a trained checkpoint for inference: returns a `SpanBertHubInterface`.
 
         `model_name_or_path` is a directory holding the checkpoint and the vocabulary
@@ -155,7 +155,7 @@ class SpanBertModel(FairseqEncoderModel):
         """
         from .hub_interface import SpanBertHubInterface
 
-        return SpanBertHubInterface.from_pretrained(model_name_or_path, checkpoint_file, **kwargs)
+        return SpanBertHubInterface.from_pretrained(model_name_or_path, checkpoint_file)
 
 
 def _set_defaults(args, **sizes):
