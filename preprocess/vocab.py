@@ -1,0 +1,156 @@
+"""Vocabularies and batched tokenizers: a given or trained WordPiece, or a SentencePiece model.
+
+Every encoder pairs a Rust/C++ tokenizer with the BertDictionary built from the same token list,
+so token ids are dictionary ids (= vocab.txt / dict.txt line numbers) by construction.
+Special tokens are never produced from raw text: "[SEP]" typed in a document is ordinary text.
+"""
+
+import io
+import itertools
+import os
+
+import numpy as np
+
+from spanbert_fairseq.data.dictionary import SPECIAL_TOKENS, BertDictionary
+
+from . import PreprocessError
+
+# Specials in the order trained vocabularies place them: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
+WORDPIECE_SPECIALS = [names[0] for names in SPECIAL_TOKENS.values()]
+SENTENCEPIECE_SPECIALS = {role: names[1] for role, names in SPECIAL_TOKENS.items()}
+MAX_WORD_CHARS = 100  # BERT's: a longer "word" becomes one [UNK]
+SENTENCEPIECE_TRAINING_LINES = 5_000_000  # sentencepiece samples at most this many lines
+
+
+def _flatten(id_lists):
+    """list of per-line id lists -> (all ids as one int64 array, per-line lengths)."""
+    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(id_lists))
+    flat = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
+def _dictionary_from_tokens(tokens, source):
+    f = io.StringIO("\n".join(tokens) + "\n")
+    f.name = source
+    return BertDictionary.load(f)
+
+
+def vocab_is_cased(dictionary):
+    """An uncased BERT vocab has no token that lowercasing would change ([unused0] etc. aside)."""
+    return any(
+        s != s.lower() for s in dictionary.symbols if not (s.startswith("[") and s.endswith("]"))
+    )
+
+
+class WordPieceEncoder:
+    kind = "wordpiece"
+
+    def __init__(self, dictionary, lowercase):
+        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+        self.dictionary, self.lowercase = dictionary, lowercase
+        model = models.WordPiece(
+            vocab=dict(dictionary.indices),
+            unk_token=dictionary.unk_word,
+            max_input_chars_per_word=MAX_WORD_CHARS,
+        )
+        self.tokenizer = Tokenizer(model)
+        # BERT's normalizer: strips accents exactly when it lowercases, as BERT uncased does.
+        self.tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+        self.tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+
+    def encode(self, lines):
+        encodings = self.tokenizer.encode_batch_fast(lines, add_special_tokens=False)
+        return _flatten([e.ids for e in encodings])
+
+    def save(self, directory):
+        """vocab.txt (ids = line numbers) and tokenizer.json (normalizer included) for later encoding."""
+        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
+            f.write("".join(s + "\n" for s in self.dictionary.symbols))
+        self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
+
+    def describe(self):
+        case = "lowercased" if self.lowercase else "cased"
+        return f"WordPiece {len(self.dictionary)} ({case})"
+
+
+class SentencePieceEncoder:
+    kind = "sentencepiece"
+
+    def __init__(self, model_proto, source, workers):
+        import sentencepiece as spm
+
+        self.model_proto, self.workers = model_proto, workers
+        self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
+        pieces = [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
+        self.dictionary = _dictionary_from_tokens(pieces, source)
+
+    def encode(self, lines):
+        return _flatten(self.processor.encode(lines, out_type=int, num_threads=self.workers))
+
+    def save(self, directory):
+        with open(os.path.join(directory, "spm.model"), "wb") as f:
+            f.write(self.model_proto)
+
+    def describe(self):
+        return f"SentencePiece {len(self.dictionary)}"
+
+
+def load_wordpiece(vocab_path, lowercase=None):
+    """A BERT vocab.txt; lowercase=None decides from the vocab (uncased vocabs lowercase)."""
+    dictionary = BertDictionary.load(vocab_path)
+    if lowercase is None:
+        lowercase = not vocab_is_cased(dictionary)
+    return WordPieceEncoder(dictionary, lowercase)
+
+
+def load_sentencepiece(model_path, workers):
+    with open(model_path, "rb") as f:
+        proto = f.read()
+    try:
+        return SentencePieceEncoder(proto, model_path, workers)
+    except RuntimeError as e:
+        raise PreprocessError(f"{model_path}: not a SentencePiece model: {e}") from None
+
+
+def train_wordpiece(line_batches, size, lowercase):
+    """Train a WordPiece vocab of at most `size` tokens; the 5 BERT specials take ids 0-4."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=size, special_tokens=WORDPIECE_SPECIALS, show_progress=False
+    )
+    tokenizer.train_from_iterator(line_batches, trainer=trainer)
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    return WordPieceEncoder(_dictionary_from_tokens(tokens, "<trained WordPiece>"), lowercase)
+
+
+def train_sentencepiece(line_batches, size, workers):
+    """Train a unigram SentencePiece model; <pad> <unk> <s> </s> <mask> take ids 0-4."""
+    import sentencepiece as spm
+
+    names = SENTENCEPIECE_SPECIALS
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=itertools.chain.from_iterable(line_batches),
+            model_writer=model,
+            vocab_size=size,
+            model_type="unigram",
+            pad_id=0, pad_piece=names["pad"],
+            unk_id=1, unk_piece=names["unk"],
+            bos_id=2, bos_piece=names["cls"],
+            eos_id=3, eos_piece=names["sep"],
+            control_symbols=[names["mask"]],
+            input_sentence_size=SENTENCEPIECE_TRAINING_LINES,
+            shuffle_input_sentence=True,
+            num_threads=workers,
+            minloglevel=2,
+        )
+    except RuntimeError as e:
+        raise PreprocessError(f"training SentencePiece failed: {e}") from None
+    return SentencePieceEncoder(model.getvalue(), "<trained SentencePiece>", workers)
