@@ -163,7 +163,12 @@ class SpanMasker:
         """block: (n,) int64 token ids without [CLS]/[SEP] -> MaskedBlock; pure in (block, seed, epoch, index)."""
         block = np.ascontiguousarray(block, dtype=np.int64)
         source, target, pairs, pair_targets = self.kernel.mask(
-            block, int(seed) & 0xFFFFFFFFFFFFFFFF, int(epoch) & 0xFFFFFFFFFFFFFFFF, int(index) & 0xFFFFFFFFFFFFFFFF
+            block, *(int(x) & 0xFFFFFFFFFFFFFFFF for x in (seed, epoch, index))
         )
         return MaskedBlock(torch.from_numpy(source), torch.from_numpy(target), torch.from_numpy(pairs),
                            torch.from_numpy(pair_targets))
+
+    def trace_spans(self, block, seed, epoch, index):
+        """(S, 3) rows (first token, end exclusive, drawn words) of the spans `mask_block` places; for tests."""
+        block = np.ascontiguousarray(block, dtype=np.int64)
+        return self.kernel.trace_spans(block, *(int(x) & 0xFFFFFFFFFFFFFFFF for x in (seed, epoch, index)))

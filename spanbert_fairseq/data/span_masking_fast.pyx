@@ -97,8 +97,26 @@ cdef class SpanMaskingKernel:
 
     def mask(self, const int64_t[::1] block, uint64_t seed, uint64_t epoch, uint64_t index):
         """-> (source (n,), target (n,), pairs (K, 2), pair_targets (K, max_pair_targets)), int64."""
+        return self._run(block, seed, epoch, index, None)
+
+    def trace_spans(self, const int64_t[::1] block, uint64_t seed, uint64_t epoch, uint64_t index):
+        """The spans placed by `mask` for the same arguments, for tests: (S, 3) int64 rows
+        (first token, end token exclusive, drawn length in words). Span scheme only."""
+        trace = np.zeros((max(1, self.budget(block.shape[0])), 3), dtype=np.int64)
+        n_spans = np.zeros(1, dtype=np.int64)
+        self._run(block, seed, epoch, index, (trace, n_spans))
+        return trace[: n_spans[0]]
+
+    cdef tuple _run(self, const int64_t[::1] block, uint64_t seed, uint64_t epoch, uint64_t index, tuple trace_out):
         cdef Py_ssize_t n = block.shape[0], i
         cdef Rng rng
+        cdef int64_t[:, ::1] trace
+        cdef int64_t[::1] n_spans
+        cdef int64_t* trace_ptr = NULL
+        cdef int64_t* n_spans_ptr = NULL
+        if trace_out is not None:
+            trace, n_spans = trace_out
+            trace_ptr, n_spans_ptr = &trace[0, 0], &n_spans[0]
         cdef uint8_t* flags = <uint8_t*>malloc(3 * n + 1)
         if flags == NULL:
             raise MemoryError()
@@ -121,7 +139,7 @@ cdef class SpanMaskingKernel:
                 ws[0] = 1  # the block start begins a word even inside a split line
             budget = min(<Py_ssize_t>ceil(self.mask_ratio * n - 1e-9), n_ok)
             if self.scheme == SCHEME_SPAN:
-                self._place_spans(&rng, n, ws, ok, masked, budget)
+                self._place_spans(&rng, n, ws, ok, masked, budget, trace_ptr, n_spans_ptr)
             elif self.scheme == SCHEME_SUBWORD:
                 self._place_tokens(&rng, n, ok, masked, budget)
             else:
@@ -138,7 +156,7 @@ cdef class SpanMaskingKernel:
         return a
 
     cdef void _place_spans(self, Rng* rng, Py_ssize_t n, uint8_t* ws, uint8_t* ok, uint8_t* masked,
-                           Py_ssize_t budget) noexcept nogil:
+                           Py_ssize_t budget, int64_t* trace, int64_t* n_spans) noexcept nogil:
         cdef Py_ssize_t n_masked = 0, a, s, i, length, words
         cdef Py_ssize_t n_lengths = self.length_cdf.shape[0]
         while n_masked < budget:
@@ -160,6 +178,11 @@ cdef class SpanMaskingKernel:
                     masked[i] = 1
                     n_masked += 1
                 i += 1
+            if trace != NULL:
+                trace[3 * n_spans[0]] = s
+                trace[3 * n_spans[0] + 1] = i
+                trace[3 * n_spans[0] + 2] = length
+                n_spans[0] += 1
 
     cdef void _place_tokens(self, Rng* rng, Py_ssize_t n, uint8_t* ok, uint8_t* masked,
                             Py_ssize_t budget) noexcept nogil:
