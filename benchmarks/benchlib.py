@@ -205,13 +205,17 @@ def build_binaries(corpus, vocab, out_dir, workers=1, valid_fraction=None):
     if (out_dir / "train.idx").exists():
         return out_dir
     if spanbert_preprocess_available():
-        cmd = [str(VENV_BIN / "spanbert-preprocess"), "--vocab", str(vocab), "--workers", str(workers),
-               "--destdir", str(out_dir), "--trainpref", str(corpus)]
+        cmd = spanbert_preprocess_cmd(corpus, vocab, out_dir, workers)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         if not (out_dir / "valid.idx").exists():
             _copy_split(out_dir, "train", "valid")
         return out_dir
     return _build_binaries_fallback(corpus, vocab, out_dir)
+
+
+def spanbert_preprocess_cmd(corpus, vocab, out_dir, workers):
+    return [str(VENV_BIN / "spanbert-preprocess"), str(corpus), "--vocab", str(vocab),
+            "--workers", str(workers), "--destdir", str(out_dir)]
 
 
 def _copy_split(out_dir, src, dst):
