@@ -16,12 +16,8 @@ import time
 
 import numpy as np
 
-from spanbert_fairseq.data.dictionary import VocabularyError
-
 from . import PreprocessError
-from .binaries import DatasetWriter, StagedOutput, check_output_dir
 from .text_input import TextReader, check_input_files
-from .vocab import load_sentencepiece, load_wordpiece, train_sentencepiece, train_wordpiece
 
 # A batch handed to the tokenizer at once: large enough to keep every worker busy.
 BATCH_LINES = 50_000
@@ -130,18 +126,16 @@ class Progress:
 
 
 def make_encoder(args):
+    from . import vocab
+
+    if args.vocab and args.vocab.endswith(".model"):
+        return vocab.load_sentencepiece(args.vocab, args.workers)
     if args.vocab:
-        check_input_files([args.vocab])
-        if args.vocab.endswith(".model"):
-            return load_sentencepiece(args.vocab, args.workers)
-        try:
-            return load_wordpiece(args.vocab, args.lowercase)
-        except UnicodeDecodeError as e:
-            raise PreprocessError(f"{args.vocab}: not a UTF-8 vocab.txt ({e.reason} at byte {e.start})") from None
+        return vocab.load_wordpiece(args.vocab, args.lowercase)
     line_batches = training_text(args)
     if args.train_wordpiece:
-        return train_wordpiece(line_batches, args.train_wordpiece, bool(args.lowercase))
-    return train_sentencepiece(line_batches, args.train_sentencepiece, args.workers)
+        return vocab.train_wordpiece(line_batches, args.train_wordpiece, bool(args.lowercase))
+    return vocab.train_sentencepiece(line_batches, args.train_sentencepiece, args.workers)
 
 
 def training_text(args):
@@ -162,7 +156,9 @@ class Stats:
 
 
 def open_writers(root, args, dictionary):
-    """{"train": [one writer per shard], "valid": writer or None} under `root`."""
+    """(shard directories, one train writer per shard, the valid writer or None) under `root`."""
+    from .binaries import DatasetWriter
+
     dirs = [root] if args.shards == 1 else [os.path.join(root, f"shard{i}") for i in range(args.shards)]
     for d in dirs:
         os.makedirs(d, exist_ok=True)
@@ -270,9 +266,12 @@ def set_workers(workers):
 def run(args):
     start = time.time()
     set_workers(args.workers)
-    check_input_files(args.inputs + (args.valid or []))
+    # Bad paths are reported before the imports of fairseq and torch, which take seconds.
+    check_input_files(args.inputs + (args.valid or []) + ([args.vocab] if args.vocab else []))
     if os.path.exists(args.destdir) and not os.path.isdir(args.destdir):
         raise PreprocessError(f"{args.destdir}: exists and is not a directory")
+    from .binaries import StagedOutput, check_output_dir
+
     encoder = make_encoder(args)
     check_output_dir(args.destdir, encoder.dictionary, args.force)
     staged = StagedOutput(args.destdir)
@@ -289,7 +288,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run(args)
-    except (PreprocessError, VocabularyError, OSError) as e:
+    except (PreprocessError, OSError) as e:
         print(f"spanbert-preprocess: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

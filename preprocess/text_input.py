@@ -45,7 +45,7 @@ def check_input_files(paths):
         if not os.access(path, os.R_OK):
             raise PreprocessError(f"{path}: permission denied")
         if os.path.getsize(path) == 0:
-            raise PreprocessError(f"{path}: empty file (expected one sentence or paragraph per line)")
+            raise PreprocessError(f"{path}: empty file")
 
 
 def _open_binary(path):

@@ -10,8 +10,10 @@ import itertools
 import os
 
 import numpy as np
+import sentencepiece as spm
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from spanbert_fairseq.data.dictionary import SPECIAL_TOKENS, BertDictionary
+from spanbert_fairseq.data.dictionary import SPECIAL_TOKENS, BertDictionary, VocabularyError
 
 from . import PreprocessError
 
@@ -29,10 +31,20 @@ def _flatten(id_lists):
     return flat, lengths
 
 
+def load_dictionary(f):
+    """BertDictionary.load, its VocabularyError (missing specials, duplicates) as a PreprocessError."""
+    try:
+        return BertDictionary.load(f)
+    except VocabularyError as e:
+        raise PreprocessError(str(e)) from None
+    except UnicodeDecodeError as e:
+        raise PreprocessError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
 def _dictionary_from_tokens(tokens, source):
     f = io.StringIO("\n".join(tokens) + "\n")
     f.name = source
-    return BertDictionary.load(f)
+    return load_dictionary(f)
 
 
 def vocab_is_cased(dictionary):
@@ -46,8 +58,6 @@ class WordPieceEncoder:
     kind = "wordpiece"
 
     def __init__(self, dictionary, lowercase):
-        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
         self.dictionary, self.lowercase = dictionary, lowercase
         model = models.WordPiece(
             vocab=dict(dictionary.indices),
@@ -78,8 +88,6 @@ class SentencePieceEncoder:
     kind = "sentencepiece"
 
     def __init__(self, model_proto, source, workers):
-        import sentencepiece as spm
-
         self.model_proto, self.workers = model_proto, workers
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
         pieces = [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
@@ -98,7 +106,7 @@ class SentencePieceEncoder:
 
 def load_wordpiece(vocab_path, lowercase=None):
     """A BERT vocab.txt; lowercase=None decides from the vocab (uncased vocabs lowercase)."""
-    dictionary = BertDictionary.load(vocab_path)
+    dictionary = load_dictionary(vocab_path)
     if lowercase is None:
         lowercase = not vocab_is_cased(dictionary)
     return WordPieceEncoder(dictionary, lowercase)
@@ -115,8 +123,6 @@ def load_sentencepiece(model_path, workers):
 
 def train_wordpiece(line_batches, size, lowercase):
     """Train a WordPiece vocab of at most `size` tokens; the 5 BERT specials take ids 0-4."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
     tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -131,8 +137,6 @@ def train_wordpiece(line_batches, size, lowercase):
 
 def train_sentencepiece(line_batches, size, workers):
     """Train a unigram SentencePiece model; <pad> <unk> <s> </s> <mask> take ids 0-4."""
-    import sentencepiece as spm
-
     names = SENTENCEPIECE_SPECIALS
     model = io.BytesIO()
     try:
