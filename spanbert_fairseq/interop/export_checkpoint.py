@@ -1,0 +1,127 @@
+"""spanbert-export: a span_bert checkpoint -> a HuggingFace BERT directory.
+
+Writes OUT/config.json, OUT/model.safetensors (`BertForPreTraining` keys: encoder and MLM head,
+plus the pooler / NSP head if an import carried them), OUT/spanbert_sbo_head.safetensors (the SBO
+head, which transformers has no class for), OUT/vocab.txt and tokenizer files. `AutoModel`,
+`BertForMaskedLM` and `BertForQuestionAnswering` load the directory; spanbert-import reads it back,
+SBO head included.
+"""
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from fairseq import utils
+from safetensors.torch import save_file
+
+from spanbert_fairseq.data.dictionary import load_dictionary
+
+from . import span_bert_checkpoint as ckpt
+from .architecture import hf_config_from_model_args
+from .bert_layout import HF_CONFIG, HF_TOKENIZER_CONFIG, HF_VOCAB, SBO_FILE, span_bert_to_hf
+from .errors import InteropError, run_cli
+from .vocabulary import (
+    check_vocabulary_size,
+    is_lowercase_vocabulary,
+    write_bert_tokenizer,
+    write_vocab_txt,
+)
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class ExportReport:
+    out_dir: Path
+    checkpoint: Path
+    vocabulary: Path
+    tensors: int  # in model.safetensors
+    sbo_tensors: int  # in the SBO side file
+    tokenizer_files: list
+
+    def summary(self):
+        tokenizer = ", ".join(self.tokenizer_files) or "no tokenizer files (SentencePiece vocabulary)"
+        return (
+            f"exported {self.checkpoint} (vocabulary {self.vocabulary}) -> {self.out_dir}: "
+            f"{HF_CONFIG}, {WEIGHTS_NAME} ({self.tensors} tensors), {SBO_FILE} "
+            f"({self.sbo_tensors} tensors), {HF_VOCAB}, {tokenizer}"
+        )
+
+
+def export_checkpoint(checkpoint, out_dir, vocab=None):
+    """Convert the span_bert `checkpoint` into a HF directory `out_dir`. Raises InteropError."""
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    cfg, model_state, carried = ckpt.load_checkpoint(checkpoint)
+    vocab_path = _vocabulary_path(vocab, checkpoint, cfg)
+    dictionary = load_dictionary(str(vocab_path))
+    check_vocabulary_size(model_state, len(dictionary), checkpoint, vocab_path)
+    try:
+        hf, sbo = span_bert_to_hf(model_state)
+    except ValueError as e:
+        raise InteropError(f"{checkpoint}: {e}") from None
+    hf.update(carried)
+    model_args = ckpt.model_args_of(cfg)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _save_tensors(hf, out_dir / WEIGHTS_NAME)
+    _save_tensors(sbo, out_dir / SBO_FILE)
+    config = hf_config_from_model_args(model_args, len(dictionary), dictionary.pad())
+    (out_dir / HF_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    write_vocab_txt(dictionary, out_dir / HF_VOCAB)
+    lowercase = _tokenizer_lowercase(checkpoint.parent, dictionary)
+    tokenizer_files = write_bert_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
+    return ExportReport(out_dir, checkpoint, vocab_path, len(hf), len(sbo), tokenizer_files)
+
+
+def _vocabulary_path(vocab, checkpoint, cfg):
+    """--vocab, else dict.txt beside the checkpoint (an import), else in its training data."""
+    candidates = [Path(vocab)] if vocab else [checkpoint.parent / "dict.txt"]
+    data = cfg.task.get("data") if vocab is None else None
+    if data:
+        candidates.append(Path(utils.split_paths(data)[0]) / "dict.txt")
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise InteropError(
+        f"no vocabulary for {checkpoint}: looked for {', '.join(map(str, candidates))}; "
+        f"give the dict.txt or vocab.txt it was trained with (--vocab)"
+    )
+
+
+def _tokenizer_lowercase(folder, dictionary):
+    """Keep the lowercasing an import recorded; otherwise read it off the vocabulary."""
+    config = folder / HF_TOKENIZER_CONFIG
+    recorded = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    return recorded.get("do_lower_case", is_lowercase_vocabulary(dictionary))
+
+
+def _save_tensors(tensors, path):
+    # safetensors wants contiguous tensors that share no memory; HF's own files say "pt".
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+
+
+def _parser():
+    p = argparse.ArgumentParser(
+        prog="spanbert-export",
+        description="Convert a span_bert checkpoint into a HuggingFace BERT directory "
+        "(transformers AutoModel / BertForMaskedLM / BertForQuestionAnswering load it).",
+    )
+    p.add_argument("checkpoint", help="a span_bert checkpoint (.pt) from spanbert-import or fairseq-train")
+    p.add_argument("out", help="output directory")
+    p.add_argument("--vocab", help="dict.txt or vocab.txt the model was trained with (default: "
+                   "dict.txt beside the checkpoint, else in its training data directory)")
+    return p
+
+
+def main(argv=None):
+    def run():
+        args = _parser().parse_args(argv)
+        report = export_checkpoint(args.checkpoint, args.out, args.vocab)
+        print(f"spanbert-export: {report.summary()}")
+
+    run_cli("spanbert-export", run)
+
+
+if __name__ == "__main__":
+    main()
