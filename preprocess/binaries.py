@@ -36,7 +36,7 @@ class DatasetWriter:
         self.prefix, self.eos, self.unk = prefix, dictionary.eos(), dictionary.unk()
         self.dtype = best_fitting_int_dtype(len(dictionary))  # fairseq-preprocess's choice
         self.data = open(prefix + ".bin", "wb")
-        self.sizes = []
+        self.sizes = []  # int32 arrays, one per call: 4 bytes a line, not a Python int
         self.documents = self.tokens = self.unknown = 0
         self.counts = np.zeros(len(dictionary), dtype=np.int64)  # of every id written, eos included
 
@@ -58,15 +58,16 @@ class DatasetWriter:
         out = np.full(int(sizes.sum()), self.eos, dtype=self.dtype)
         out[_concat_ranges(item_starts, token_counts)] = flat[_concat_ranges(offsets[items], token_counts)]
         self.data.write(out.tobytes(order="C"))
-        self.sizes.extend(sizes.tolist())
+        self.sizes.append(sizes.astype(np.int32))
         self.tokens += int(token_counts.sum())
         self.unknown += int(np.count_nonzero(out == self.unk))
         self.counts += np.bincount(out, minlength=len(self.counts))
 
     def close(self):
         self.data.close()
+        sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
         with MMapIndexedDataset.Index.writer(self.prefix + ".idx", self.dtype) as index:
-            index.write(self.sizes)
+            index.write(sizes.tolist())  # Python ints: fairseq sums them into 64-bit byte offsets
 
 
 def existing_symbols(directory):
@@ -96,8 +97,6 @@ def holds_binaries(directory):
 
 def check_output_dir(directory, dictionary, force):
     """Refuse to mix our binaries with another vocabulary's unless --force."""
-    if os.path.exists(directory) and not os.path.isdir(directory):
-        raise PreprocessError(f"{directory}: exists and is not a directory")
     if force:
         return
     symbols = existing_symbols(directory)

@@ -172,7 +172,7 @@ def binarize_batch(batch, encoder, train, valid, stats):
     lines = [line for doc, _ in batch for line in doc.lines]
     flat, lengths = encoder.encode(lines)
     offsets = np.cumsum(lengths) - lengths
-    assigned = {id(w): (w, []) for w in train + [valid] if w is not None}
+    assigned = {w: [] for w in train + [valid] if w is not None}
     start = 0
     for doc, split in batch:
         stop = start + len(doc.lines)
@@ -190,8 +190,8 @@ def binarize_batch(batch, encoder, train, valid, stats):
             writer = valid
         stats.documents[split] += 1
         stats.lines += len(kept)
-        assigned[id(writer)][1].append(kept)
-    for writer, documents in assigned.values():
+        assigned[writer].append(kept)
+    for writer, documents in assigned.items():
         writer.add_documents(documents, flat, offsets, lengths)
 
 

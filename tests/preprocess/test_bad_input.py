@@ -215,3 +215,23 @@ def test_console_script_reports_without_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert f"spanbert-preprocess: error: {tmp_path / 'missing.txt'}: no such file" in proc.stderr
+
+
+def test_destdir_that_is_a_file(tmp_path, bert_vocab, write_corpus, run_cli):
+    corpus = write_corpus(tmp_path / "c.txt", GOOD)
+    (tmp_path / "out").write_text("not a directory")
+    assert_refused(run_cli(corpus, "--vocab", bert_vocab, "--destdir", tmp_path / "out"), "out", "not a directory")
+
+
+def test_sentencepiece_vocabulary_larger_than_the_corpus_allows(tmp_path, write_corpus, run_cli):
+    corpus = write_corpus(tmp_path / "c.txt", GOOD)
+    result = run_cli(corpus, "--train-sentencepiece", 5000, "--destdir", tmp_path / "out", "--workers", 1)
+    assert_refused(result, "SentencePiece", "5000", destdir=tmp_path / "out")
+
+
+def test_not_a_sentencepiece_model(tmp_path, write_corpus, run_cli):
+    corpus = write_corpus(tmp_path / "c.txt", GOOD)
+    model = tmp_path / "bad.model"
+    model.write_bytes(b"this is not a protobuf")
+    assert_refused(run_cli(corpus, "--vocab", model, "--destdir", tmp_path / "out"), model, "not a SentencePiece model",
+                   destdir=tmp_path / "out")
