@@ -1,8 +1,9 @@
 """SpanBERT pretraining as a fairseq plugin (`--user-dir`, or installed as a package)."""
 
-from .compat import patch_fairseq_checkpoint_loading
+from .compat import patch_fairseq_checkpoint_loading, patch_fairseq_torchrun_launch
 
 patch_fairseq_checkpoint_loading()
+patch_fairseq_torchrun_launch()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers the components)
 from .models.span_bert import SpanBertModel  # noqa: E402,F401

@@ -30,3 +30,35 @@ def patch_fairseq_checkpoint_loading():
     from .checkpoint_safety import patch_checkpoint_safety
 
     patch_checkpoint_safety()  # atomic checkpoint writes, resume fallback, clean preemption
+
+
+def patch_fairseq_torchrun_launch():
+    """Let fairseq 0.12 take its ranks from torchrun, on CPU too and across nodes.
+
+    fairseq reads torchrun's environment only when --distributed-world-size > 1, whose default is
+    the number of GPUs (1 on a CPU machine), and then sets device_id = RANK % cuda.device_count(),
+    which divides by zero without GPUs. Under torchrun (RANK, WORLD_SIZE, MASTER_ADDR/PORT set)
+    this takes world size and rank from the environment and the device from LOCAL_RANK, so
+    `torchrun ... fairseq-train ...` needs no extra distributed flags.
+    """
+    import os
+
+    from fairseq.distributed import utils as distributed_utils
+
+    if hasattr(distributed_utils.infer_init_method, "__wrapped_fairseq__"):
+        return  # already patched
+    original = distributed_utils.infer_init_method
+
+    def infer_init_method(cfg, force_distributed=False):
+        torchrun_env = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK")
+        if cfg.distributed_init_method is None and all(k in os.environ for k in torchrun_env):
+            cfg.distributed_init_method = "env://"
+            cfg.distributed_world_size = int(os.environ["WORLD_SIZE"])
+            cfg.distributed_rank = int(os.environ["RANK"])
+            cfg.device_id = int(os.environ["LOCAL_RANK"])
+            cfg.distributed_no_spawn = True  # torchrun started the processes
+            return
+        original(cfg, force_distributed)
+
+    infer_init_method.__wrapped_fairseq__ = original
+    distributed_utils.infer_init_method = infer_init_method
