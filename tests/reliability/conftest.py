@@ -63,3 +63,14 @@ def tiny_data_dir(tmp_path_factory, bert_vocab, stdlib_documents):
     write_split(out / "train", tokenized[:TRAIN_DOCUMENTS], new_id, sep)
     write_split(out / "valid", tokenized[TRAIN_DOCUMENTS:], new_id, sep)
     return out
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_dir(tiny_data_dir, tmp_path_factory):
+    """Save dir of one uninterrupted tiny run (train_harness settings): the reference for resumes."""
+    from train_harness import run_to_end, train_command
+
+    save_dir = tmp_path_factory.mktemp("uninterrupted")
+    launch = run_to_end(train_command(tiny_data_dir, save_dir))
+    assert launch.proc.returncode == 0, launch.output[-3000:]
+    return save_dir

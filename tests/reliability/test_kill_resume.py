@@ -19,12 +19,18 @@ import signal
 
 import pytest
 
-from train_harness import differing_tensors, kill_after_update, load_state, run_to_end, train_command
+from train_harness import (
+    MAX_UPDATE,
+    UPDATES_PER_EPOCH,
+    differing_tensors,
+    kill_after_update,
+    load_state,
+    run_to_end,
+    train_command,
+)
 
 pytestmark = pytest.mark.slow
 
-MAX_UPDATE = 40
-UPDATES_PER_EPOCH = 26
 KILL_SEED = 20261125
 INTERVAL_CHECKPOINT = re.compile(r"checkpoint_(\d+)_(\d+)\.pt")
 
@@ -50,14 +56,6 @@ def resumed_from(launch):
         if "Loaded checkpoint" in line:
             return int(line.split("@")[1].split()[0])
     return 0
-
-
-@pytest.fixture(scope="module")
-def uninterrupted_dir(tiny_data_dir, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("uninterrupted")
-    launch = run_to_end(train_command(tiny_data_dir, save_dir, MAX_UPDATE))
-    assert launch.proc.returncode == 0, launch.output[-3000:]
-    return save_dir
 
 
 def kill_chain(command, rng):

@@ -20,7 +20,12 @@ UPDATE = re.compile(r"num_updates[=\s|]+(\d+)")
 DETERMINISTIC_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def train_command(data_dir, save_dir, max_update, extra=()):
+# The tiny data packs into 26 updates per epoch; runs stop in epoch 2, so resumes can cross an epoch.
+MAX_UPDATE = 40
+UPDATES_PER_EPOCH = 26
+
+
+def train_command(data_dir, save_dir, max_update=MAX_UPDATE, extra=()):
     return [
         sys.executable, str(ENTRY), str(data_dir),
         "--user-dir", str(REPO / "spanbert_fairseq"),
