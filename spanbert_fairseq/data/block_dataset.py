@@ -16,10 +16,10 @@ class DocumentBlockDataset(FairseqDataset):
 
     def __init__(self, token_file, block_size):
         self.token_file = token_file
-        begin, end, first_line, length, stats = fast_kernels().build_blocks(np.ascontiguousarray(token_file.sizes), block_size)
+        sizes = np.ascontiguousarray(token_file.sizes)
+        begin, end, first_line, length, stats = fast_kernels().build_blocks(sizes, block_size)
         self.begin, self.end, self.first_line = begin, end, first_line  # (blocks,) each
         self.sizes = length  # (blocks,) tokens per block
-        self.line_eos = token_file.starts + token_file.sizes - 1  # (lines,) flat position of each eos
         self.stats = dict(stats, blocks=len(length), tokens=int(length.sum()))
 
     def __len__(self):
@@ -31,8 +31,9 @@ class DocumentBlockDataset(FairseqDataset):
         raw = self.token_file.tokens[b:e]
         interior = (e - b) - self.sizes[index]  # lines joined into this block, each leaves one eos
         if interior:
-            first = self.first_line[index]
-            raw = np.delete(raw, self.line_eos[first : first + interior] - b)
+            lines = slice(self.first_line[index], self.first_line[index] + interior)
+            eos_at = self.token_file.starts[lines] + self.token_file.sizes[lines] - 1  # flat positions
+            raw = np.delete(raw, eos_at - b)
         return torch.from_numpy(raw.astype(np.int64))
 
     def num_tokens(self, index):

@@ -277,62 +277,56 @@ cdef class SpanMaskingKernel:
         return source_arr, target_arr, pairs_arr, pair_targets_arr
 
 
-def build_blocks(const int32_t[::1] sizes, int64_t block_size):
-    """Greedy packing of lines into blocks of at most block_size tokens, within documents.
+cdef struct Blocks:
+    # Output arrays, or NULL to only count; and the counts.
+    int64_t* begin
+    int64_t* end
+    int64_t* first
+    int64_t* length
+    Py_ssize_t n
+    int64_t documents, empty_documents, split_lines
 
-    `sizes` are item lengths in the binaries, each line's tokens plus its trailing eos; an item of
-    size 1 (eos alone) is a document boundary. A line longer than a block is cut into block_size
-    pieces and its tail starts the next block. Returns (begin, end, first_line, length) arrays, int64:
-    block b covers flat token positions begin..end-1 minus the eos of lines first_line.., and
-    a dict of counts.
-    """
-    cdef Py_ssize_t n_lines = sizes.shape[0], line
-    cdef int64_t total = 0
-    for line in range(n_lines):
-        total += sizes[line]
-    cdef Py_ssize_t capacity = n_lines + total // block_size + 1
-    begin_arr = np.empty(capacity, dtype=np.int64)
-    end_arr = np.empty(capacity, dtype=np.int64)
-    first_arr = np.empty(capacity, dtype=np.int64)
-    length_arr = np.empty(capacity, dtype=np.int64)
-    cdef int64_t[::1] begin = begin_arr, end = end_arr, first = first_arr, length = length_arr
-    cdef Py_ssize_t n_blocks = 0
+
+cdef inline void emit(Blocks* out, int64_t begin, int64_t end, int64_t first, int64_t length) noexcept nogil:
+    if out.begin != NULL:
+        out.begin[out.n] = begin
+        out.end[out.n] = end
+        out.first[out.n] = first
+        out.length[out.n] = length
+    out.n += 1
+
+
+cdef void pack_lines(const int32_t[::1] sizes, int64_t block_size, Blocks* out) noexcept nogil:
+    """Greedy packing of lines into blocks within documents; see build_blocks."""
+    cdef Py_ssize_t line
     cdef int64_t pos = 0, content, off
     cdef int64_t cur_begin = 0, cur_end = 0, cur_first = 0, cur_len = 0
-    cdef int64_t documents = 0, empty_documents = 0, split_lines = 0
     cdef bint doc_has_text = False
-    for line in range(n_lines):
+    for line in range(sizes.shape[0]):
         content = sizes[line] - 1
         if content <= 0:  # eos alone: a document boundary
             if cur_len:
-                begin[n_blocks] = cur_begin; end[n_blocks] = cur_end
-                first[n_blocks] = cur_first; length[n_blocks] = cur_len
-                n_blocks += 1
+                emit(out, cur_begin, cur_end, cur_first, cur_len)
                 cur_len = 0
-            documents += doc_has_text
-            empty_documents += not doc_has_text
+            out.documents += doc_has_text
+            out.empty_documents += not doc_has_text
             doc_has_text = False
-            pos += sizes[line]
-            continue
-        doc_has_text = True
-        if cur_len + content <= block_size:
+        elif cur_len + content <= block_size:
+            doc_has_text = True
             if cur_len == 0:
                 cur_begin = pos
                 cur_first = line
             cur_len += content
             cur_end = pos + content
         else:
+            doc_has_text = True
             if cur_len:
-                begin[n_blocks] = cur_begin; end[n_blocks] = cur_end
-                first[n_blocks] = cur_first; length[n_blocks] = cur_len
-                n_blocks += 1
+                emit(out, cur_begin, cur_end, cur_first, cur_len)
             off = 0
             if content > block_size:
-                split_lines += 1
+                out.split_lines += 1
                 while content - off > block_size:
-                    begin[n_blocks] = pos + off; end[n_blocks] = pos + off + block_size
-                    first[n_blocks] = line; length[n_blocks] = block_size
-                    n_blocks += 1
+                    emit(out, pos + off, pos + off + block_size, line, block_size)
                     off += block_size
             cur_begin = pos + off
             cur_first = line
@@ -340,10 +334,30 @@ def build_blocks(const int32_t[::1] sizes, int64_t block_size):
             cur_end = pos + content
         pos += sizes[line]
     if cur_len:
-        begin[n_blocks] = cur_begin; end[n_blocks] = cur_end
-        first[n_blocks] = cur_first; length[n_blocks] = cur_len
-        n_blocks += 1
-    documents += doc_has_text
-    stats = dict(documents=documents, empty_documents=empty_documents, split_lines=split_lines)
-    return (begin_arr[:n_blocks].copy(), end_arr[:n_blocks].copy(), first_arr[:n_blocks].copy(),
-            length_arr[:n_blocks].copy(), stats)
+        emit(out, cur_begin, cur_end, cur_first, cur_len)
+    out.documents += doc_has_text
+
+
+def build_blocks(const int32_t[::1] sizes, int64_t block_size):
+    """Greedy packing of lines into blocks of at most block_size tokens, within documents.
+
+    `sizes` are item lengths in the binaries, each line's tokens plus its trailing eos; an item of
+    size 1 (eos alone) is a document boundary. A line longer than a block is cut into block_size
+    pieces and its tail starts the next block. Returns (begin, end, first_line, length) arrays, int64:
+    block b covers flat token positions begin..end-1 minus the eos of lines first_line..; and
+    a dict of counts. Two passes (count, then fill) keep memory at the size of the result.
+    """
+    cdef Blocks counted
+    counted.begin = NULL
+    counted.n = counted.documents = counted.empty_documents = counted.split_lines = 0
+    pack_lines(sizes, block_size, &counted)
+    begin_arr, end_arr, first_arr, length_arr = (np.empty(counted.n, dtype=np.int64) for _ in range(4))
+    cdef int64_t[::1] begin = begin_arr, end = end_arr, first = first_arr, length = length_arr
+    cdef Blocks out
+    out.n = out.documents = out.empty_documents = out.split_lines = 0
+    if counted.n:
+        out.begin, out.end, out.first, out.length = &begin[0], &end[0], &first[0], &length[0]
+        pack_lines(sizes, block_size, &out)
+    stats = dict(documents=counted.documents, empty_documents=counted.empty_documents,
+                 split_lines=counted.split_lines)
+    return begin_arr, end_arr, first_arr, length_arr, stats
