@@ -1,0 +1,143 @@
+"""Each checkpoint spanbert-import / spanbert-export cannot convert gives a clear error, naming
+what is wrong, never a shape-mismatch traceback."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from spanbert_fairseq.interop.bert_layout import SBO_FILE
+from spanbert_fairseq.interop.errors import InteropError
+from spanbert_fairseq.interop.export_checkpoint import export_checkpoint
+from spanbert_fairseq.interop.import_checkpoint import import_checkpoint
+from spanbert_fairseq.interop.vocabulary import check_vocabulary_size
+
+_spec = importlib.util.spec_from_file_location("_synthetic", Path(__file__).with_name("synthetic.py"))
+synthetic = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(synthetic)
+
+
+def _src(tmp_path, tiny_bert, config_changes=(), drop=(), replace=None, vocab=True):
+    state, config = tiny_bert
+    state = {k: v for k, v in state.items() if k not in drop}
+    state.update(replace or {})
+    return synthetic.write_hf_dir(tmp_path / "src", state, {**config, **dict(config_changes)}, vocab=vocab)
+
+
+CONFIG_ERRORS = {
+    "not BERT": ({"model_type": "roberta"}, "model_type='roberta'"),
+    "tanh GeLU": ({"hidden_act": "gelu_new"}, "hidden_act='gelu_new'"),
+    "relative positions": ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
+    "a decoder": ({"is_decoder": True}, "is_decoder=True"),
+    "fewer layers than the weights": ({"num_hidden_layers": 1}, "does not describe: bert.encoder.layer.1"),
+    "another hidden size": ({"hidden_size": 16, "num_attention_heads": 2}, "is 62x32 in the checkpoint but 62x16"),
+    "another vocab_size": ({"vocab_size": 100}, "vocab_size=100 but the word embeddings"),
+    "heads do not divide hidden": ({"num_attention_heads": 5}, "not a multiple of num_attention_heads 5"),
+    "no intermediate_size": ({"intermediate_size": None}, "lacks intermediate_size"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_ERRORS)
+def test_config_that_does_not_describe_the_weights(tiny_bert, tmp_path, case):
+    changes, message = CONFIG_ERRORS[case]
+    src = _src(tmp_path, tiny_bert, changes.items())
+    if case == "no intermediate_size":
+        config = json.loads((src / "config.json").read_text())
+        del config["intermediate_size"]
+        (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InteropError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        import_checkpoint(src, tmp_path / "out")
+
+
+def test_vocabulary_whose_size_disagrees_with_the_embeddings(tiny_bert, tmp_path):
+    src = _src(tmp_path, tiny_bert)
+    short = synthetic.write_vocab(tmp_path / "short.txt", synthetic.TINY_VOCAB[:-3])
+    with pytest.raises(InteropError, match=r"short.txt has 59 entries but the word embeddings .* have 62 rows"):
+        import_checkpoint(src, tmp_path / "out", vocab=short)
+
+
+def test_no_vocabulary_beside_the_checkpoint(tiny_bert, tmp_path):
+    src = _src(tmp_path, tiny_bert, vocab=False)
+    with pytest.raises(InteropError, match="no vocab.txt beside .*--vocab"):
+        import_checkpoint(src, tmp_path / "out")
+
+
+def test_missing_encoder_tensor(tiny_bert, tmp_path):
+    src = _src(tmp_path, tiny_bert, drop={"bert.encoder.layer.1.output.dense.weight"})
+    with pytest.raises(InteropError, match="not a complete BERT encoder: it lacks bert.encoder.layer.1.output.dense.weight"):
+        import_checkpoint(src, tmp_path / "out")
+
+
+def test_part_of_a_head(tiny_bert, tmp_path):
+    src = _src(tmp_path, tiny_bert)
+    sbo = synthetic.random_sbo_head()
+    sbo.pop("cls.pair_target_predictions.bias")
+    save_file(sbo, str(src / SBO_FILE))
+    with pytest.raises(InteropError, match="part of the SBO head: it lacks cls.pair_target_predictions.bias"):
+        import_checkpoint(src, tmp_path / "out")
+
+
+def test_untied_output_projection(tiny_bert, tmp_path):
+    untied = torch.randn(len(synthetic.TINY_VOCAB), synthetic.TINY_CONFIG["hidden_size"])
+    src = _src(tmp_path, tiny_bert, replace={"cls.predictions.decoder.weight": untied})
+    with pytest.raises(InteropError, match="cls.predictions.decoder.weight differs .* tied"):
+        import_checkpoint(src, tmp_path / "out")
+
+
+def test_not_a_checkpoint(tmp_path):
+    with pytest.raises(InteropError, match="checkpoint not found"):
+        import_checkpoint(tmp_path / "nowhere", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InteropError, match="holds no checkpoint: looked for model.safetensors"):
+        import_checkpoint(tmp_path / "empty", tmp_path / "out")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "pytorch_model.bin").write_bytes(b"not a torch file")
+    with pytest.raises(InteropError, match="cannot read .* as a torch checkpoint"):
+        import_checkpoint(tmp_path / "junk", tmp_path / "out")
+
+
+def test_import_of_a_span_bert_checkpoint_says_it_needs_none(imported_minilm, tmp_path):
+    with pytest.raises(InteropError, match="not the authors' SpanBERT one"):
+        import_checkpoint(imported_minilm[0] / "model.pt", tmp_path / "out")
+
+
+def test_export_with_a_vocabulary_of_another_size(tiny_bert, tmp_path):
+    report = import_checkpoint(_src(tmp_path, tiny_bert), tmp_path / "sb")
+    short = synthetic.write_vocab(tmp_path / "short.txt", synthetic.TINY_VOCAB[:-3])
+    with pytest.raises(InteropError, match=r"was trained with 62 vocabulary entries but .*short.txt has 59"):
+        export_checkpoint(report.checkpoint, tmp_path / "hf", vocab=short)
+
+
+def test_export_of_something_else(tmp_path):
+    optimizer_history = [{"criterion_name": "MaskedLmLoss", "optimizer_name": "FairseqAdam",
+                          "lr_scheduler_state": {}, "num_updates": 10}]
+    torch.save({"model": {}, "cfg": {"model": {"_name": "roberta_base"}}, "extra_state": {"train_iterator": {}},
+                "optimizer_history": optimizer_history}, tmp_path / "other.pt")
+    with pytest.raises(InteropError, match="not a span_bert checkpoint"):
+        export_checkpoint(tmp_path / "other.pt", tmp_path / "hf")
+
+
+def test_restore_check_names_both_sizes():
+    state = {"encoder.bert.embeddings.word_embeddings.weight": torch.zeros(30522, 4)}
+    check_vocabulary_size(state, 30522)
+    with pytest.raises(InteropError, match="trained with 30522 vocabulary entries but data/dict.txt has 28996"):
+        check_vocabulary_size(state, 28996, "model.pt", "data/dict.txt")
+
+
+def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path):
+    src = _src(tmp_path, tiny_bert, {"hidden_act": "relu"}.items())
+    for tool, argv in (("import_checkpoint", [str(src), str(tmp_path / "out")]),
+                       ("export_checkpoint", [str(tmp_path / "missing.pt"), str(tmp_path / "hf")])):
+        run = subprocess.run(
+            [sys.executable, "-m", f"spanbert_fairseq.interop.{tool}", *argv],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr
+        errors = [line for line in run.stderr.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and errors[0].startswith("spanbert-"), run.stderr
