@@ -20,8 +20,8 @@ from . import PreprocessError
 from .text_input import TextReader, check_input_files
 
 # A batch handed to the tokenizer at once: large enough to keep every worker busy.
-BATCH_LINES = 50_000
-BATCH_CHARS = 16 << 20
+BATCH_LINES = 10_000
+BATCH_CHARS = 4 << 20
 PROGRESS_SECONDS = 10
 MIN_DOCUMENT_TOKENS = 2
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from . import PreprocessError
 
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 1 << 20  # small enough that bytes read tracks bytes tokenized (progress)
 GZIP_MAGIC = b"\x1f\x8b"
 _COUNTING_REPLACE = "spanbert_preprocess.replace"
 _replacements = [0]  # bumped by the codec error handler below; read by TextReader
