@@ -92,6 +92,9 @@ cdef class SpanMaskingKernel:
         self.max_pair_targets = max_pair_targets
 
     def budget(self, Py_ssize_t n):
+        return self._budget(n)
+
+    cdef inline Py_ssize_t _budget(self, Py_ssize_t n) noexcept nogil:
         """ceil(mask_ratio * n), robust to float error (0.15 * 20 is 3.0000000000000004)."""
         return <Py_ssize_t>ceil(self.mask_ratio * n - 1e-9)
 
@@ -117,13 +120,14 @@ cdef class SpanMaskingKernel:
         if trace_out is not None:
             trace, n_spans = trace_out
             trace_ptr, n_spans_ptr = &trace[0, 0], &n_spans[0]
-        cdef uint8_t* flags = <uint8_t*>malloc(3 * n + 1)
-        if flags == NULL:
+        # One allocation: word starts of the block (whole-word scheme), then three flag bytes per
+        # token: word start | maskable | masked.
+        cdef Py_ssize_t* word_starts = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t) + 3 * n)
+        if word_starts == NULL:
             raise MemoryError()
-        # flags: word start | maskable | masked, one byte array each
-        cdef uint8_t* ws = flags
-        cdef uint8_t* ok = flags + n
-        cdef uint8_t* masked = flags + 2 * n
+        cdef uint8_t* ws = <uint8_t*>(word_starts + n + 1)
+        cdef uint8_t* ok = ws + n
+        cdef uint8_t* masked = ws + 2 * n
         cdef Py_ssize_t n_ok = 0, budget
         try:
             rng_seed(&rng, seed, epoch, index)
@@ -137,16 +141,16 @@ cdef class SpanMaskingKernel:
                 n_ok += ok[i]
             if n > 0:
                 ws[0] = 1  # the block start begins a word even inside a split line
-            budget = min(<Py_ssize_t>ceil(self.mask_ratio * n - 1e-9), n_ok)
+            budget = min(self._budget(n), n_ok)
             if self.scheme == SCHEME_SPAN:
                 self._place_spans(&rng, n, ws, ok, masked, budget, trace_ptr, n_spans_ptr)
             elif self.scheme == SCHEME_SUBWORD:
                 self._place_tokens(&rng, n, ok, masked, budget)
             else:
-                self._place_words(&rng, n, ws, ok, masked, budget)
+                self._place_words(&rng, n, ws, ok, masked, budget, word_starts)
             return self._replace_and_collect(&rng, block, masked)
         finally:
-            free(flags)
+            free(word_starts)
 
     cdef inline Py_ssize_t _draw_anchor(self, Rng* rng, Py_ssize_t n, uint8_t* ok, uint8_t* masked) noexcept nogil:
         """A token uniform over the block, drawn again while masked or special."""
@@ -192,10 +196,9 @@ cdef class SpanMaskingKernel:
             n_masked += 1
 
     cdef void _place_words(self, Rng* rng, Py_ssize_t n, uint8_t* ws, uint8_t* ok, uint8_t* masked,
-                           Py_ssize_t budget) noexcept nogil:
+                           Py_ssize_t budget, Py_ssize_t* starts) noexcept nogil:
         """Words uniform over the block's words (BERT's whole-word masking), to the same budget."""
         cdef Py_ssize_t n_words = 0, n_masked = 0, i, w
-        cdef Py_ssize_t* starts = <Py_ssize_t*>malloc((n + 1) * sizeof(Py_ssize_t))
         for i in range(n):
             if ok[i] and (ws[i] or not ok[i - 1]):  # ws[0] is set, so i - 1 >= 0 here
                 starts[n_words] = i
@@ -209,7 +212,6 @@ cdef class SpanMaskingKernel:
                 masked[i] = 1
                 n_masked += 1
                 i += 1
-        free(starts)
 
     cdef inline int64_t _random_token(self, Rng* rng) noexcept nogil:
         cdef Py_ssize_t r = self.random_ids.shape[0]
