@@ -124,4 +124,5 @@ def report(streams, times, args):
 
 
 if __name__ == "__main__":
+    benchlib.quiet()
     main()

@@ -212,4 +212,5 @@ def report(times, megabytes, args, checked, agreement, work_dir):
 
 
 if __name__ == "__main__":
+    benchlib.quiet()
     main()

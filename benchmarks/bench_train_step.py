@@ -18,6 +18,7 @@ torch.cuda.max_memory_allocated. Both count weights, gradients, AdamW state and 
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,12 @@ class Dims:
 
 # ---------------------------------------------------------------------------- sizes
 def resolve_size(name, data_dir):
-    """tiny = spanbert_tiny's own dims; base-L<n> = base width with n layers; base; large."""
+    """tiny = spanbert_tiny's own dims; base-L<n> = base width with n layers; base; large;
+    L<n>H<h> = n layers of width h (FFN 4h, heads h/64 or 1), for smoke tests."""
+    custom = re.fullmatch(r"L(\d+)H(\d+)", name)
+    if custom:
+        layers, hidden = int(custom.group(1)), int(custom.group(2))
+        return Dims(name, layers, hidden, 4 * hidden, max(1, hidden // 64))
     if name == "tiny":
         args = fairseq_args(spanbert_argv(data_dir, "spanbert_tiny", None))
         return Dims("tiny", args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim,
@@ -59,7 +65,7 @@ def resolve_size(name, data_dir):
         return Dims(name, 12, 768, 3072, 12)
     if name == "large":
         return Dims(name, 24, 1024, 4096, 16)
-    raise SystemExit(f"unknown size {name!r}: use tiny, base-L<n>, base or large")
+    raise SystemExit(f"unknown size {name!r}: use tiny, base-L<n>, base, large or L<n>H<h>")
 
 
 def spanbert_arch(dims):
@@ -449,4 +455,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    benchlib.quiet()
     main()

