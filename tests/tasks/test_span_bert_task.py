@@ -34,10 +34,11 @@ def make_task(data, *flags):
     return tasks.setup_task(cfg.task), cfg
 
 
-def batches(task, split="train", epoch=1, num_shards=1, shard_id=0, max_tokens=4096):
+def batches(task, split="train", epoch=1, num_shards=1, shard_id=0, max_tokens=4096, num_workers=0):
     iterator = task.get_batch_iterator(
         task.dataset(split), max_tokens=max_tokens, max_positions=task.max_positions(), seed=1,
         num_shards=num_shards, shard_id=shard_id, epoch=epoch, disable_iterator_cache=True,
+        num_workers=num_workers,
     )
     return list(iterator.next_epoch_itr(shuffle=True))
 
@@ -109,7 +110,7 @@ def test_flags_reach_the_masker(task_data_dir):
         assert masked == [math.ceil(Fraction(3, 10) * n) for n in lengths]
 
 
-def test_masks_are_independent_of_world_size_and_change_each_epoch(task_data_dir):
+def test_masks_are_independent_of_world_size_workers_and_change_each_epoch(task_data_dir):
     task, _ = make_task(task_data_dir)
     task.load_dataset("train")
 
@@ -130,7 +131,8 @@ def test_masks_are_independent_of_world_size_and_change_each_epoch(task_data_dir
     assert sharded.keys() == single.keys()
     for i in single:
         assert torch.equal(single[i][0], sharded[i][0]) and torch.equal(single[i][1], sharded[i][1])
-    again = rows_by_id(batches(make_and_load(task_data_dir), epoch=1))  # a fresh run: same masks
+    # A fresh run (a resume), with data-loader workers: same masks.
+    again = rows_by_id(batches(make_and_load(task_data_dir), epoch=1, num_workers=2))
     assert all(torch.equal(single[i][1], again[i][1]) for i in single)
     epoch2 = rows_by_id(batches(task, epoch=2))
     changed = sum(not torch.equal(single[i][1], epoch2[i][1]) for i in single)
