@@ -13,6 +13,7 @@ import os
 import random
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -168,9 +169,11 @@ def open_writers(root, args, dictionary):
     return dirs, train, valid
 
 
-def binarize_batch(batch, encoder, train, valid, stats):
-    lines = [line for doc, _ in batch for line in doc.lines]
-    flat, lengths = encoder.encode(lines)
+def encode_batch(encoder, batch):
+    return encoder.encode([line for doc, _ in batch for line in doc.lines])
+
+
+def binarize_batch(batch, flat, lengths, train, valid, stats):
     offsets = np.cumsum(lengths) - lengths
     assigned = {w: [] for w in train + [valid] if w is not None}
     start = 0
@@ -200,9 +203,18 @@ def binarize(args, encoder, root):
     dictionary = encoder.dictionary
     dirs, train, valid = open_writers(root, args, dictionary)
     reader, stats, progress = TextReader(args.encoding_errors), Stats(), Progress("binarizing")
-    for batch in batches(labelled_documents(reader, args)):
-        binarize_batch(batch, encoder, train, valid, stats)
-        progress.update(reader.bytes_read, sum(stats.documents.values()))
+    # The tokenizer releases the GIL: it encodes one batch while this thread reads the next
+    # and writes the previous one.
+    with ThreadPoolExecutor(1) as tokenizer_thread:
+        previous = None
+        for batch in batches(labelled_documents(reader, args)):
+            encoded = tokenizer_thread.submit(encode_batch, encoder, batch)
+            if previous:
+                binarize_batch(previous[0], *previous[1].result(), train, valid, stats)
+            previous = batch, encoded
+            progress.update(reader.bytes_read, sum(stats.documents.values()))
+        if previous:
+            binarize_batch(previous[0], *previous[1].result(), train, valid, stats)
     for writer in train + [valid]:
         if writer is not None:
             writer.close()
