@@ -13,7 +13,9 @@ def span_length_probs(p=0.2, lower=1, upper=10):
     if lower < 1 or upper < lower:
         raise ValueError(f"need 1 <= --span-lower <= --span-upper, got {lower}..{upper}")
     lengths = np.arange(lower, upper + 1)
-    weights = p * (1.0 - p) ** (lengths - 1)
+    # p (1-p)^(l-1) up to a constant factor; counting from `lower` keeps p = 1 well defined
+    # (all mass on `lower`, the limit) where p (1-p)^(l-1) would be 0 for every l >= 2.
+    weights = (1.0 - p) ** (lengths - lower)
     return weights / weights.sum()
 
 
