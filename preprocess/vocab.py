@@ -31,7 +31,7 @@ def _flatten(id_lists):
     return flat, lengths
 
 
-def load_dictionary(f):
+def _load_dictionary(f):
     """BertDictionary.load, its VocabularyError (missing specials, duplicates) as a PreprocessError."""
     try:
         return BertDictionary.load(f)
@@ -44,7 +44,7 @@ def load_dictionary(f):
 def _dictionary_from_tokens(tokens, source):
     f = io.StringIO("\n".join(tokens) + "\n")
     f.name = source
-    return load_dictionary(f)
+    return _load_dictionary(f)
 
 
 def vocab_is_cased(dictionary):
@@ -55,7 +55,7 @@ def vocab_is_cased(dictionary):
 
 
 class WordPieceEncoder:
-    kind = "wordpiece"
+    """BERT's tokenization (normalizer, pre-tokenizer, WordPiece) over a BertDictionary's tokens."""
 
     def __init__(self, dictionary, lowercase):
         self.dictionary, self.lowercase = dictionary, lowercase
@@ -85,7 +85,7 @@ class WordPieceEncoder:
 
 
 class SentencePieceEncoder:
-    kind = "sentencepiece"
+    """A SentencePiece model; its dictionary lists the pieces in id order."""
 
     def __init__(self, model_proto, source, workers):
         self.model_proto, self.workers = model_proto, workers
@@ -106,7 +106,7 @@ class SentencePieceEncoder:
 
 def load_wordpiece(vocab_path, lowercase=None):
     """A BERT vocab.txt; lowercase=None decides from the vocab (uncased vocabs lowercase)."""
-    dictionary = load_dictionary(vocab_path)
+    dictionary = _load_dictionary(vocab_path)
     if lowercase is None:
         lowercase = not vocab_is_cased(dictionary)
     return WordPieceEncoder(dictionary, lowercase)
