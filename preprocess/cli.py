@@ -27,6 +27,11 @@ PROGRESS_SECONDS = 10
 MIN_DOCUMENT_TOKENS = 2
 
 
+def usable_cores():
+    # The cores this process may run on (a batch scheduler may grant fewer than the machine has).
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def get_parser():
     p = argparse.ArgumentParser(
         prog="spanbert-preprocess",
@@ -52,7 +57,7 @@ def get_parser():
     p.add_argument("--seed", type=int, default=1, help="chooses the held-out documents (default 1)")
     p.add_argument("--shards", type=int, default=1, metavar="N",
                    help="write DIR/shard0..shardN-1, documents dealt round-robin; fairseq-train reads one per epoch")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="tokenizer threads (default: all cores)")
+    p.add_argument("--workers", type=int, default=usable_cores(), help="tokenizer threads (default: all usable cores)")
     p.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
                    help="on bytes that are not UTF-8: stop with an error (default) or substitute U+FFFD and count them")
     p.add_argument("--force", action="store_true", help="replace binaries of another vocabulary in --destdir")
