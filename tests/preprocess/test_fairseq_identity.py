@@ -41,3 +41,23 @@ def test_identical_to_fairseq_preprocess(tmp_path, small_docs, bert_vocab, bert_
     )
     for name in ("train.bin", "train.idx", "valid.bin", "valid.idx", "dict.txt"):
         assert filecmp.cmp(ours / name, theirs / name, shallow=False), f"{name} differs from fairseq-preprocess"
+
+
+@pytest.mark.skipif("span_bert" not in TASK_REGISTRY, reason="the span_bert task is not registered yet")
+def test_span_bert_task_reads_one_shard_per_epoch(tmp_path, small_docs, bert_vocab, write_corpus, run_cli):
+    from fairseq.data.indexed_dataset import MMapIndexedDataset
+
+    from spanbert_fairseq.tasks.span_bert import SpanBertConfig, SpanBertTask
+
+    corpus = write_corpus(tmp_path / "c.txt", small_docs)
+    result = run_cli(corpus, "--vocab", bert_vocab, "--shards", 2, "--valid-fraction", 0.1, "--destdir", tmp_path / "bin")
+    assert result.code == 0, result.err
+    data = result.out.rsplit("fairseq-train data: ", 1)[1].rstrip(")\n")
+    task = SpanBertTask.setup_task(SpanBertConfig(data=data, seed=1, tokens_per_sample=128))
+    for epoch, shard in ((1, 0), (2, 1), (3, 0)):
+        task.load_dataset("train", epoch=epoch)
+        items = MMapIndexedDataset(str(tmp_path / "bin" / f"shard{shard}" / "train"))
+        text_tokens = int(items.sizes.sum()) - len(items)  # every item carries one eos
+        assert int((task.datasets["train"].sizes - 2).sum()) == text_tokens  # blocks: [CLS] ... [SEP]
+    task.load_dataset("valid")
+    assert len(task.datasets["valid"]) > 0
