@@ -51,8 +51,8 @@ class DatasetWriter:
             items.append(line_indices)
             self.documents += 1
         items = np.concatenate(items)
-        is_line = items != BOUNDARY
-        token_counts = np.where(is_line, lengths[items], 0)
+        # A boundary's index (-1) picks some line's length and offset; its token count is set to 0.
+        token_counts = np.where(items != BOUNDARY, lengths[items], 0)
         sizes = token_counts + 1  # each item ends with eos
         item_starts = np.cumsum(sizes) - sizes
         out = np.full(int(sizes.sum()), self.eos, dtype=self.dtype)
