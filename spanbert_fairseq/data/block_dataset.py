@@ -39,6 +39,9 @@ class DocumentBlockDataset(FairseqDataset):
     def num_tokens(self, index):
         return self.sizes[index]
 
+    def num_tokens_vec(self, indices):
+        return self.sizes[indices]
+
     def size(self, index):
         return self.sizes[index]
 

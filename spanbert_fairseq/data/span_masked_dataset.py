@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from fairseq.data import BaseWrapperDataset
+from fairseq.data import BaseWrapperDataset, FairseqDataset
 
 
 class SpanMaskedDataset(BaseWrapperDataset):
@@ -35,8 +35,18 @@ class SpanMaskedDataset(BaseWrapperDataset):
     def num_tokens(self, index):
         return self._sizes[index]
 
+    def num_tokens_vec(self, indices):
+        return self._sizes[indices]  # lets fairseq batch by --max-tokens without a loop per item
+
     def size(self, index):
         return self._sizes[index]
+
+    def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
+        # A wrapper would batch by the blocks' sizes; batches are 2 tokens longer per row.
+        return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
+
+    def filter_indices_by_size(self, indices, max_sizes):
+        return FairseqDataset.filter_indices_by_size(self, indices, max_sizes)
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):

@@ -87,10 +87,11 @@ def test_cli_task_loads_and_batches_follow_the_contract(task_data_dir, caplog):
     assert cfg.task.seed == cfg.common.seed
     d = task.source_dictionary
     assert (d.cls(), d.sep(), d.pad(), d.mask()) == (101, 102, 0, 103)
-    train = batches(task)
+    train = batches(task, max_tokens=2048)
     assert sum(len(b["id"]) for b in train) == len(task.dataset("train"))
     for batch in train:
         check_batch_contract(batch, d)
+        assert batch["net_input"]["src_tokens"].numel() <= 2048  # [CLS] and [SEP] count
     assert all(b["net_input"]["src_tokens"].shape[1] <= 512 for b in train)
 
 
