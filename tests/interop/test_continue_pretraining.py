@@ -1,0 +1,83 @@
+"""End to end: recipes/continue_pretrain.sh continues pretraining the real MiniLM on real prose
+(import -> preprocess with its vocabulary -> fairseq-train --restore-file -> export), and the
+loss falls."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "continue_pretrain.sh"
+LOSS = re.compile(r"\| train_inner \|.* loss=([\d.]+), mlm_loss=([\d.]+), sbo_loss=([\d.]+)")
+UPDATES = 8
+
+
+def _write_corpus(path, documents):
+    path.write_text("\n\n".join("\n".join(paragraphs) for paragraphs in documents) + "\n")
+    return path
+
+
+def _recipe_env(**settings):
+    # One thread: on a shared CI machine, OpenMP threads spin-waiting for a core cost more than
+    # they give on a model this small.
+    env = dict(os.environ, OMP_NUM_THREADS="1", **{k: str(v) for k, v in settings.items()})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # this venv's tools
+    return env
+
+
+@pytest.mark.slow
+def test_continued_pretraining_from_minilm_lowers_the_loss(minilm_dir, stdlib_documents, tmp_path):
+    corpus = _write_corpus(tmp_path / "corpus.txt", stdlib_documents[:20])
+    env = _recipe_env(MAX_UPDATE=UPDATES, WARMUP=0, LR="5e-4", BATCH_SIZE=4, TOKENS_PER_SAMPLE=64,
+                      VALID_FRACTION=0.1)
+    extra = ["--cpu", "--num-workers", "0", "--log-interval", "1", "--disable-validation",
+             "--no-progress-bar"]
+    run = subprocess.run(
+        ["bash", str(RECIPE), str(minilm_dir), str(tmp_path / "run"), str(corpus), "--", *extra],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    output = run.stdout + run.stderr
+    for step in ("+ spanbert-import", "+ spanbert-preprocess", "+ fairseq-train", "--restore-file",
+                 "--reset-optimizer", "+ spanbert-export"):
+        assert step in output, step
+    assert run.stdout.strip().splitlines()[-1].startswith("continue_pretrain.sh: ")
+
+    losses = [tuple(map(float, m.groups())) for m in LOSS.finditer(output)]
+    assert len(losses) == UPDATES, output[-3000:]
+    for term in range(3):  # total, MLM and SBO each fall (the heads start fresh: by about a third)
+        first, last = [x[term] for x in losses[:2]], [x[term] for x in losses[-3:]]
+        assert sum(last) / len(last) < 0.85 * sum(first) / len(first), losses
+
+    # The trained checkpoint exports, and transformers gives the hub's features.
+    import transformers
+
+    from spanbert_fairseq import SpanBertModel
+
+    out = tmp_path / "run"
+    bert = transformers.BertModel.from_pretrained(str(out / "hf"), add_pooling_layer=False).eval()
+    hub = SpanBertModel.from_pretrained(out / "model", checkpoint_file=str(out / "checkpoints" / "checkpoint_last.pt"))
+    tokens = hub.encode("Continued pretraining adapts the encoder to the domain.")
+    with torch.no_grad():
+        assert (bert(tokens[None]).last_hidden_state - hub.extract_features(tokens)).abs().max() < 1e-5
+
+
+def test_recipe_fails_fast_with_a_clear_message(minilm_dir, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    cases = {
+        (str(tmp_path / "nowhere"), str(tmp_path / "o"), str(empty)): "checkpoint not found",
+        (str(minilm_dir), str(tmp_path / "o"), str(tmp_path / "missing.txt")): "text file not found",
+        (str(minilm_dir), str(tmp_path / "o"), str(empty)): "text file is empty",
+        (str(minilm_dir), str(tmp_path / "o")): "usage:",
+    }
+    for argv, message in cases.items():
+        run = subprocess.run(["bash", str(RECIPE), *argv], env=_recipe_env(), capture_output=True,
+                             text=True, timeout=60)
+        assert run.returncode == 2 and message in run.stderr, (argv, run.stderr)
+        assert not (tmp_path / "o").exists()
