@@ -4,8 +4,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import sys
 from fractions import Fraction
 
 import numpy as np
@@ -224,12 +222,14 @@ def test_fairseq_preprocess_with_the_task_writes_bert_ids(task_data_dir, tmp_pat
     lines = [line for doc in stdlib_documents[:3] for line in doc[:4]]
     pieces = [tokenizer.encode(line, add_special_tokens=False) for line in lines]
     (tmp_path / "train.txt").write_text("\n".join(" ".join(p.tokens) for p in pieces) + "\n")
-    subprocess.run(
-        [sys.executable, "-m", "fairseq_cli.preprocess", "--only-source", "--srcdict", str(task_data_dir / "dict.txt"),
-         "--trainpref", str(tmp_path / "train.txt"), "--destdir", str(tmp_path / "bin"), "--dataset-impl", "mmap",
-         "--user-dir", USER_DIR, "--task", "span_bert", "--workers", "1"],
-        check=True, capture_output=True, timeout=120,
+    from fairseq_cli import preprocess
+
+    args = options.get_preprocessing_parser().parse_args(
+        ["--only-source", "--srcdict", str(task_data_dir / "dict.txt"), "--trainpref", str(tmp_path / "train.txt"),
+         "--destdir", str(tmp_path / "bin"), "--dataset-impl", "mmap", "--user-dir", USER_DIR, "--task", "span_bert",
+         "--workers", "1"]
     )
+    preprocess.main(args)
     tokens = TokenFile(str(tmp_path / "bin" / "train"))
     expected = np.concatenate([np.append(p.ids, 102) for p in pieces])
     assert np.array_equal(np.asarray(tokens.tokens), expected)
