@@ -28,8 +28,10 @@ def patch_fairseq_checkpoint_loading():
         checkpoint_utils.torch = _TorchForTrustedCheckpoints("torch")
 
     from .checkpoint_safety import patch_checkpoint_safety
+    from .cpu_fp16 import patch_fp16_overflow_on_cpu
 
     patch_checkpoint_safety()  # atomic checkpoint writes, resume fallback, clean preemption
+    patch_fp16_overflow_on_cpu()  # an fp16 overflow on CPU skips the update instead of crashing
 
 
 def patch_fairseq_torchrun_launch():
