@@ -6,6 +6,7 @@ done by `span_masking_fast.SpanMaskingKernel` (Cython, splitmix64 keyed on seed,
 
 import logging
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -121,6 +122,7 @@ class SpanMasker:
     def __init__(self, cfg, dictionary, unigram_counts=None):
         c = check_masking_config(cfg)
         self.cfg = c
+        self.unigram_counts = unigram_counts
         self.dictionary = dictionary
         self.pad = dictionary.pad()
         self.max_pair_targets = int(c["max_pair_targets"])
@@ -135,6 +137,13 @@ class SpanMasker:
             1.0 - c["leave_unmasked_prob"] - c["random_token_prob"], float(c["random_token_prob"]),
             random_ids, random_cdf, dictionary.mask(), self.pad, self.max_pair_targets,
         )
+
+    def __getstate__(self):
+        # The compiled kernel does not pickle (spawned data-loader workers); rebuild it instead.
+        return {"cfg": self.cfg, "dictionary": self.dictionary, "unigram_counts": self.unigram_counts}
+
+    def __setstate__(self, state):
+        self.__init__(SimpleNamespace(**state["cfg"]), state["dictionary"], state["unigram_counts"])
 
     def _random_token_table(self, source, maskable, unigram_counts):
         """(candidate ids, their CDF) for random replacements; an empty CDF means uniform."""

@@ -233,3 +233,18 @@ def test_fairseq_preprocess_with_the_task_writes_bert_ids(task_data_dir, tmp_pat
     tokens = TokenFile(str(tmp_path / "bin" / "train"))
     expected = np.concatenate([np.append(p.ids, 102) for p in pieces])
     assert np.array_equal(np.asarray(tokens.tokens), expected)
+
+
+def test_dataset_pickles_for_spawned_workers(task_data_dir):
+    """Spawned data-loader workers (macOS, Windows) receive the dataset pickled: same items there."""
+    import pickle
+
+    task = make_and_load(task_data_dir)
+    dataset = task.dataset("train")
+    dataset.set_epoch(3)
+    payload = pickle.dumps(dataset)
+    assert len(payload) < 1_000_000  # the .bin travels as its path
+    clone = pickle.loads(payload)
+    for i in (0, 7, len(dataset) - 1):
+        a, b = dataset[i], clone[i]
+        assert all(torch.equal(a[k], b[k]) for k in ("source", "target", "pairs", "pair_targets"))
