@@ -2,11 +2,11 @@
 
 import filecmp
 import os
-import subprocess
-import sys
 
 import pytest
+from fairseq import options
 from fairseq.tasks import TASK_REGISTRY
+from fairseq_cli import preprocess
 
 import spanbert_fairseq
 
@@ -32,13 +32,12 @@ def test_identical_to_fairseq_preprocess(tmp_path, small_docs, bert_vocab, bert_
     write_pieces(tmp_path / "train.pieces", train_docs, bert_pieces)
     write_pieces(tmp_path / "valid.pieces", valid_docs, bert_pieces)
     theirs = tmp_path / "theirs"
-    script = os.path.join(os.path.dirname(sys.executable), "fairseq-preprocess")
-    subprocess.run(
-        [script, "--only-source", "--srcdict", str(ours / "dict.txt"), "--trainpref", str(tmp_path / "train.pieces"),
+    args = options.get_preprocessing_parser().parse_args(
+        ["--only-source", "--srcdict", str(ours / "dict.txt"), "--trainpref", str(tmp_path / "train.pieces"),
          "--validpref", str(tmp_path / "valid.pieces"), "--destdir", str(theirs), "--dataset-impl", "mmap",
-         "--user-dir", USER_DIR, "--task", "span_bert", "--workers", "1"],
-        check=True, capture_output=True, timeout=300,
+         "--user-dir", USER_DIR, "--task", "span_bert", "--workers", "1"]
     )
+    preprocess.main(args)  # in this process: fairseq is imported once
     for name in ("train.bin", "train.idx", "valid.bin", "valid.idx", "dict.txt"):
         assert filecmp.cmp(ours / name, theirs / name, shallow=False), f"{name} differs from fairseq-preprocess"
 
