@@ -141,3 +141,18 @@ def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path):
         assert "Traceback" not in run.stderr
         errors = [line for line in run.stderr.splitlines() if ": error: " in line]
         assert len(errors) == 1 and errors[0].startswith("spanbert-"), run.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="needs SpanBertModel.load_state_dict to call "
+                   "interop.vocabulary.check_vocabulary_size (docs/interop.md)")
+def test_restoring_into_a_model_of_another_vocabulary(imported_minilm, tmp_path):
+    """What fairseq-train --restore-file and the hub do: load_state_dict into a model built on the
+    data's dict.txt. A size mismatch per tensor would bury the cause; one line must name it."""
+    from spanbert_fairseq.data.dictionary import BertDictionary
+    from spanbert_fairseq.interop import span_bert_checkpoint as ckpt
+
+    cfg, state, _ = ckpt.load_checkpoint(imported_minilm[0] / "model.pt")
+    data_dictionary = BertDictionary.load(str(synthetic.write_vocab(tmp_path / "dict.txt")))
+    model = ckpt.build_model(cfg, data_dictionary)
+    with pytest.raises(InteropError, match="trained with 30522 vocabulary entries but .* has 62"):
+        model.load_state_dict(state, strict=True, model_cfg=cfg.model)
