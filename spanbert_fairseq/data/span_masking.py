@@ -93,9 +93,10 @@ def check_masking_config(cfg):
         raise ValueError("--leave-unmasked-prob plus --random-token-prob must not exceed 1")
     for flag, choices in (("replacement_method", REPLACEMENT_METHODS), ("random_token_source", RANDOM_TOKEN_SOURCES),
                           ("masking_scheme", MASKING_SCHEMES)):
-        if str(c[flag]) not in choices.__members__:
+        c[flag] = str(c[flag])  # a plain string, not fairseq's per-dataclass enum (which does not pickle)
+        if c[flag] not in choices.__members__:
             raise ValueError(f"--{flag.replace('_', '-')} must be one of {list(choices.__members__)}, "
-                             f"got {str(c[flag])!r}")
+                             f"got {c[flag]!r}")
     return c
 
 
@@ -130,10 +131,10 @@ class SpanMasker:
         maskable[dictionary.special_ids()] = False
         length_cdf = np.cumsum(span_length_probs(c["geometric_p"], c["span_lower"], c["span_upper"]))
         length_cdf[-1] = 1.0
-        random_ids, random_cdf = self._random_token_table(str(c["random_token_source"]), maskable, unigram_counts)
+        random_ids, random_cdf = self._random_token_table(c["random_token_source"], maskable, unigram_counts)
         self.kernel = fast_kernels().SpanMaskingKernel(
             dictionary.word_start_table(), maskable, length_cdf, int(c["span_lower"]), float(c["mask_ratio"]),
-            _SCHEME_CODES[str(c["masking_scheme"])], str(c["replacement_method"]) == "span",
+            _SCHEME_CODES[c["masking_scheme"]], c["replacement_method"] == "span",
             1.0 - c["leave_unmasked_prob"] - c["random_token_prob"], float(c["random_token_prob"]),
             random_ids, random_cdf, dictionary.mask(), self.pad, self.max_pair_targets,
         )
