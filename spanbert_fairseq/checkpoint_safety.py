@@ -183,7 +183,7 @@ def install_preemption_handlers():
 
     # Only inside fairseq's training loop (not e.g. a test process that loads a checkpoint), and only
     # where Python allows handlers.
-    if "fairseq_cli.train" not in sys.modules or threading.current_thread() is not threading.main_thread():
+    if not _train_modules() or threading.current_thread() is not threading.main_thread():
         return
     for signum in PREEMPTION_SIGNALS:
         if signal.getsignal(signum) in (signal.SIG_DFL, None):
@@ -220,11 +220,19 @@ def _make_validate_and_save(original):
     return validate_and_save
 
 
+def _train_modules():
+    """fairseq_cli.train as imported (fairseq-train, fairseq-hydra-train) or run as `python -m`."""
+    modules = [sys.modules.get("fairseq_cli.train")]
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == "fairseq_cli.train":
+        modules.append(main)
+    return [m for m in modules if m is not None and hasattr(m, "validate_and_save")]
+
+
 def _patch_train_loop():
-    train_module = sys.modules.get("fairseq_cli.train")
-    if train_module is None or getattr(train_module.validate_and_save, "spanbert_preemption", False):
-        return
-    train_module.validate_and_save = _make_validate_and_save(train_module.validate_and_save)
+    for module in _train_modules():
+        if not getattr(module.validate_and_save, "spanbert_preemption", False):
+            module.validate_and_save = _make_validate_and_save(module.validate_and_save)
 
 
 def patch_checkpoint_safety():

@@ -28,10 +28,12 @@ def patch_fairseq_checkpoint_loading():
         checkpoint_utils.torch = _TorchForTrustedCheckpoints("torch")
 
     from .checkpoint_safety import patch_checkpoint_safety
+    from .cli_errors import install_cli_error_hook
     from .cpu_fp16 import patch_fp16_overflow_on_cpu
 
     patch_checkpoint_safety()  # atomic checkpoint writes, resume fallback, clean preemption
     patch_fp16_overflow_on_cpu()  # an fp16 overflow on CPU skips the update instead of crashing
+    install_cli_error_hook()  # fairseq-train prints the plugin's input errors as one line
 
 
 def patch_fairseq_torchrun_launch():

@@ -394,3 +394,21 @@ def test_batch_of_degenerate_blocks_trains_without_nan(masker_and_dictionary):
     assert torch.isfinite(loss), logging_output
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+# ================================================================= what the user sees
+
+
+@pytest.mark.slow
+def test_fairseq_train_prints_input_errors_as_one_line(data_dir, tmp_path):
+    """The real fairseq-train command: an error naming the file, exit status 1, no traceback."""
+    import subprocess
+
+    from train_harness import train_command
+
+    with open(data_dir / "train.bin", "r+b") as f:
+        f.truncate(100)
+    run = subprocess.run(train_command(data_dir, tmp_path / "save"), capture_output=True, text=True, timeout=240)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"fairseq-train: error: {data_dir / 'train.bin'} holds 100 bytes" in run.stderr
