@@ -63,7 +63,7 @@ class ImportReport:
 def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
     """Convert `source` into `out_dir`; returns an ImportReport. Raises InteropError."""
     src = read_bert_checkpoint(source, config)
-    where = str(config or (src.weights.parent / "config.json"))
+    where = src.config_origin
     model_args = model_args_from_hf_config(src.config, where)
     tensors, carried, tied, ignored = split_hf_state(src.tensors)
     _resolve_tied_projections(tensors, tied, src.weights)

@@ -28,6 +28,7 @@ class BertSource:
     weights: Path  # the file the tensors came from
     tensors: dict  # canonical HF name -> tensor
     config: dict  # HF BertConfig fields
+    config_origin: str  # where the config came from, for messages
     vocab: Path = None  # vocab.txt beside the weights, if any
     tokenizer_config: dict = field(default_factory=dict)  # tokenizer_config.json beside them
 
@@ -44,10 +45,12 @@ def read_bert_checkpoint(path, config_path=None):
     if sbo_file.exists():
         state.update(load_file(str(sbo_file)))
     if config_path is not None:
-        config = _read_json(Path(config_path))
+        config, config_origin = _read_json(Path(config_path)), str(config_path)
     elif (folder / HF_CONFIG).exists():
-        config = _read_json(folder / HF_CONFIG)
-    elif config is None:
+        config, config_origin = _read_json(folder / HF_CONFIG), str(folder / HF_CONFIG)
+    elif config is not None:
+        config_origin = f"the config pickled in {weights}"
+    else:
         raise InteropError(f"no {HF_CONFIG} beside {weights}; give one with --config")
     try:
         tensors = canonicalize(state)
@@ -59,6 +62,7 @@ def read_bert_checkpoint(path, config_path=None):
         weights=weights,
         tensors=tensors,
         config=config,
+        config_origin=config_origin,
         vocab=vocab if vocab.exists() else None,
         tokenizer_config=_read_json(tokenizer_config) if tokenizer_config.exists() else {},
     )

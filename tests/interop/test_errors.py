@@ -54,6 +54,17 @@ def test_config_that_does_not_describe_the_weights(tiny_bert, tmp_path, case):
         import_checkpoint(src, tmp_path / "out")
 
 
+def test_error_names_the_pickled_config_of_a_fairseq06_checkpoint(tiny_bert, tmp_path):
+    state, config = tiny_bert
+    path = synthetic.write_fairseq06_checkpoint(tmp_path / "model.pt", state, {**config, "hidden_act": "relu"})
+    vocab = synthetic.write_vocab(tmp_path / "vocab.txt")
+    with pytest.raises(InteropError, match=r"the config pickled in .*model.pt: hidden_act='relu'"):
+        import_checkpoint(path, tmp_path / "out", vocab=vocab)
+    (tmp_path / "fixed.json").write_text(json.dumps(config))  # --config overrides the pickled one
+    report = import_checkpoint(path, tmp_path / "out", vocab=vocab, config=tmp_path / "fixed.json")
+    assert report.loaded_heads == ["MLM head"]
+
+
 def test_vocabulary_whose_size_disagrees_with_the_embeddings(tiny_bert, tmp_path):
     src = _src(tmp_path, tiny_bert)
     short = synthetic.write_vocab(tmp_path / "short.txt", synthetic.TINY_VOCAB[:-3])
@@ -129,18 +140,23 @@ def test_restore_check_names_both_sizes():
         check_vocabulary_size(state, 28996, "model.pt", "data/dict.txt")
 
 
-def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path):
+def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path, capsys):
     src = _src(tmp_path, tiny_bert, {"hidden_act": "relu"}.items())
-    for tool, argv in (("import_checkpoint", [str(src), str(tmp_path / "out")]),
-                       ("export_checkpoint", [str(tmp_path / "missing.pt"), str(tmp_path / "hf")])):
-        run = subprocess.run(
-            [sys.executable, "-m", f"spanbert_fairseq.interop.{tool}", *argv],
-            capture_output=True, text=True, timeout=120,
-        )
-        assert run.returncode == 2, run.stderr
-        assert "Traceback" not in run.stderr
-        errors = [line for line in run.stderr.splitlines() if ": error: " in line]
-        assert len(errors) == 1 and errors[0].startswith("spanbert-"), run.stderr
+    run = subprocess.run(  # as a user runs it: a process, its stderr, its exit status
+        [sys.executable, "-m", "spanbert_fairseq.interop.import_checkpoint", str(src), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if ": error: " in line]
+    assert errors == [f"spanbert-import: error: {src / 'config.json'}: hidden_act='relu', but span_bert "
+                      f"is BERT's encoder (hidden_act must be 'gelu')"], run.stderr
+
+    from spanbert_fairseq.interop.export_checkpoint import main as export_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        export_main([str(tmp_path / "missing.pt"), str(tmp_path / "hf")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"spanbert-export: error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
 
 
 @pytest.mark.xfail(strict=True, reason="needs SpanBertModel.load_state_dict to call "
