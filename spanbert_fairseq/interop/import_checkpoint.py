@@ -61,30 +61,32 @@ class ImportReport:
 
 
 def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
-    """Convert `source` into `out_dir`; returns an ImportReport. Raises InteropError."""
+    """Convert `source` into `out_dir`; returns an ImportReport. Raises InteropError.
+
+    Everything is checked before the first file is written, so a refused checkpoint leaves
+    no half-written directory.
+    """
     src = read_bert_checkpoint(source, config)
-    where = src.config_origin
-    model_args = model_args_from_hf_config(src.config, where)
+    model_args = model_args_from_hf_config(src.config, src.config_origin)
     tensors, carried, tied, ignored = split_hf_state(src.tensors)
     _resolve_tied_projections(tensors, tied, src.weights)
     vocab_path = _vocabulary_path(vocab, src)
     dictionary = load_dictionary(str(vocab_path))
     _check_vocabulary(tensors, src.config, len(dictionary), vocab_path, src.weights)
     model_args.update(_sbo_sizes(tensors))
-
     out_dir = Path(out_dir)
+    cfg = ckpt.training_cfg(out_dir, model_args)
+    torch.manual_seed(seed)  # fresh heads are reproducible
+    model = ckpt.build_model(cfg, dictionary)
+    state, loaded, fresh = _overlay(model.state_dict(), tensors, src.config_origin)
+    model_args = ckpt.model_args_of(cfg)
+
     out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.save_checkpoint(out_dir / CHECKPOINT_NAME, cfg, state, carried)
     dictionary.save(str(out_dir / "dict.txt"))
     write_vocab_txt(dictionary, out_dir / "vocab.txt")
     lowercase = src.tokenizer_config.get("do_lower_case", is_lowercase_vocabulary(dictionary))
     write_bert_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
-
-    cfg = ckpt.training_cfg(out_dir, model_args)
-    torch.manual_seed(seed)  # fresh heads are reproducible
-    model = ckpt.build_model(cfg, dictionary)
-    state, loaded, fresh = _overlay(model.state_dict(), tensors, where)
-    ckpt.save_checkpoint(out_dir / CHECKPOINT_NAME, cfg, state, carried)
-    model_args = ckpt.model_args_of(cfg)
     (out_dir / TRAIN_ARGS_NAME).write_text(" ".join(ckpt.arch_flags(model_args)) + "\n")
     return ImportReport(
         checkpoint=out_dir / CHECKPOINT_NAME, source_kind=src.kind, source=src.weights,

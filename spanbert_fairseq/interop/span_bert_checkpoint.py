@@ -1,7 +1,7 @@
 """Write and read fairseq checkpoints of the `span_bert` model.
 
 An imported checkpoint is what `fairseq-train` itself would save before its first update:
-the model state dict, the config of such a run, and an empty optimizer history. So
+the model state dict, the config of such a run, and no optimizer state. So
 `fairseq-train --restore-file` (or `--finetune-from-model`) and `SpanBertModel.from_pretrained`
 read it with no special case.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 from fairseq import checkpoint_utils, options
-from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 from omegaconf import OmegaConf
 
 from .errors import InteropError

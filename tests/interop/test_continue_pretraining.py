@@ -61,7 +61,8 @@ def test_continued_pretraining_from_minilm_lowers_the_loss(minilm_dir, stdlib_do
 
     out = tmp_path / "run"
     bert = transformers.BertModel.from_pretrained(str(out / "hf"), add_pooling_layer=False).eval()
-    hub = SpanBertModel.from_pretrained(out / "model", checkpoint_file=str(out / "checkpoints" / "checkpoint_last.pt"))
+    trained = out / "checkpoints" / "checkpoint_last.pt"
+    hub = SpanBertModel.from_pretrained(out / "model", checkpoint_file=str(trained))
     tokens = hub.encode("Continued pretraining adapts the encoder to the domain.")
     with torch.no_grad():
         assert (bert(tokens[None]).last_hidden_state - hub.extract_features(tokens)).abs().max() < 1e-5

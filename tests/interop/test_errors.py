@@ -52,6 +52,7 @@ def test_config_that_does_not_describe_the_weights(tiny_bert, tmp_path, case):
         (src / "config.json").write_text(json.dumps(config))
     with pytest.raises(InteropError, match=message.replace("(", r"\(").replace("[", r"\[")):
         import_checkpoint(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 def test_error_names_the_pickled_config_of_a_fairseq06_checkpoint(tiny_bert, tmp_path):
@@ -80,7 +81,8 @@ def test_no_vocabulary_beside_the_checkpoint(tiny_bert, tmp_path):
 
 def test_missing_encoder_tensor(tiny_bert, tmp_path):
     src = _src(tmp_path, tiny_bert, drop={"bert.encoder.layer.1.output.dense.weight"})
-    with pytest.raises(InteropError, match="not a complete BERT encoder: it lacks bert.encoder.layer.1.output.dense.weight"):
+    lacks = "not a complete BERT encoder: it lacks bert.encoder.layer.1.output.dense.weight"
+    with pytest.raises(InteropError, match=lacks):
         import_checkpoint(src, tmp_path / "out")
 
 
@@ -156,7 +158,8 @@ def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         export_main([str(tmp_path / "missing.pt"), str(tmp_path / "hf")])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == f"spanbert-export: error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+    expected = f"spanbert-export: error: checkpoint not found: {tmp_path / 'missing.pt'}\n"
+    assert capsys.readouterr().err == expected
 
 
 @pytest.mark.xfail(strict=True, reason="needs SpanBertModel.load_state_dict to call "

@@ -32,12 +32,13 @@ def _assert_imported(checkpoint, hf_state):
     return placed, model_state, carried
 
 
+BIN, SAFETENSORS = "pytorch_model.bin", "model.safetensors"
 LAYOUTS = {
     # name: (hf_layout options, weights file)
-    "bert-prefix, pooler, heads, safetensors": (dict(), "model.safetensors"),
-    "bare BertModel, gamma/beta, pytorch_model.bin": (dict(bert_prefix=False, gamma_beta=True), "pytorch_model.bin"),
-    "bert-prefix, gamma/beta, no pooler, heads, .bin": (dict(gamma_beta=True, pooler=False), "pytorch_model.bin"),
-    "released SpanBERT: bert-prefix, no pooler, no heads": (dict(pooler=False, heads=False), "pytorch_model.bin"),
+    "bert-prefix, pooler, heads, safetensors": (dict(), SAFETENSORS),
+    "bare BertModel, gamma/beta, pytorch_model.bin": (dict(bert_prefix=False, gamma_beta=True), BIN),
+    "bert-prefix, gamma/beta, no pooler, heads, .bin": (dict(gamma_beta=True, pooler=False), BIN),
+    "released SpanBERT: bert-prefix, no pooler, no heads": (dict(pooler=False, heads=False), BIN),
 }
 
 
