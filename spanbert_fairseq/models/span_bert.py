@@ -16,6 +16,7 @@ from fairseq.models import (
     register_model_architecture,
 )
 
+from ..interop.vocabulary import check_vocabulary_size
 from .bert_encoder import BertBody, init_bert_weights
 from .heads import MlmHead, SboHead
 
@@ -142,6 +143,13 @@ class SpanBertModel(FairseqEncoderModel):
 
     def extract_features(self, src_tokens):  # B x T -> B x T x C
         return self.encoder.extract_features(src_tokens)
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        # Every loading path (--restore-file, --finetune-from-model, the hub) comes here. A
+        # checkpoint of another vocabulary would fail with one size mismatch per vocabulary-sized
+        # tensor; this names the cause in one line instead.
+        check_vocabulary_size(state_dict, len(self.encoder.dictionary), "the checkpoint", "the data's dict.txt")
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     def max_positions(self):
         return self.encoder.max_positions()

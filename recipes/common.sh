@@ -1,0 +1,121 @@
+# Shared by pretrain_base.sh and pretrain_large.sh: checks, batch arithmetic, launchers.
+# Sourced, not run. The caller sets RECIPE, GLOBAL_BATCH, BATCH_PER_GPU and fills TRAIN_ARGS.
+#
+# Launch, chosen by LAUNCHER (default: torchrun, or slurm inside a SLURM allocation of >1 task):
+#   one node      GPUS_PER_NODE (default: all visible)
+#   many nodes    NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT (static torchrun rendezvous), or
+#                 RDZV_ENDPOINT=host:port [RDZV_ID] (c10d rendezvous; ranks assigned by torchrun);
+#                 run the same command on every node
+#   SLURM         inside sbatch/salloc: one `srun` task per GPU; nodes and ranks from SLURM
+# DRY_RUN=1 prints the command without checking GPUs or running it.
+
+die() { echo "$RECIPE: error: $*" >&2; exit 2; }
+note() { echo "$RECIPE: $*" >&2; }
+
+# DATA is a directory with dict.txt + train.{bin,idx} + valid.{bin,idx}, or one with shard0..N-1.
+# Prints fairseq's data argument (colon-separated shards).
+resolve_data() {
+  local data=$1
+  [[ -d $data ]] || die "data directory not found: $data (make it with spanbert-preprocess)"
+  if [[ -d $data/shard0 ]]; then
+    local shards=() i=0
+    while [[ -d $data/shard$i ]]; do shards+=("$data/shard$i"); i=$((i + 1)); done
+    [[ -f $data/shard0/dict.txt ]] || die "vocabulary missing: $data/shard0/dict.txt"
+    [[ -f $data/shard0/valid.idx ]] || die "validation split missing: $data/shard0/valid.{bin,idx}"
+    for s in "${shards[@]}"; do
+      [[ -f $s/train.bin && -f $s/train.idx ]] || die "training split missing: $s/train.{bin,idx}"
+    done
+    (IFS=:; echo "${shards[*]}")
+  else
+    [[ -f $data/dict.txt ]] || die "vocabulary missing: $data/dict.txt (spanbert-preprocess writes it)"
+    [[ -f $data/train.bin && -f $data/train.idx ]] || die "training split missing: $data/train.{bin,idx}"
+    [[ -f $data/valid.bin && -f $data/valid.idx ]] || die "validation split missing: $data/valid.{bin,idx}"
+    echo "$data"
+  fi
+}
+
+visible_gpus() {
+  if command -v nvidia-smi >/dev/null; then nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true; else echo 0; fi
+}
+
+# Sets LAUNCHER, NNODES, GPUS_PER_NODE, WORLD_SIZE.
+plan_launch() {
+  if [[ -z ${LAUNCHER:-} ]]; then
+    LAUNCHER=torchrun
+    if [[ -n ${SLURM_JOB_ID:-} && ${SLURM_NTASKS:-1} -gt 1 ]]; then LAUNCHER=slurm; fi
+  fi
+  case $LAUNCHER in
+    torchrun)
+      NNODES=${NNODES:-1}
+      [[ ${DRY_RUN:-0} == 1 ]] || command -v torchrun >/dev/null \
+        || die "torchrun not on PATH: activate the environment (source .venv/bin/activate)" ;;
+    slurm)
+      [[ -n ${SLURM_JOB_ID:-} ]] || die "LAUNCHER=slurm outside a SLURM allocation (run it from sbatch or salloc)"
+      NNODES=${SLURM_JOB_NUM_NODES:-${SLURM_NNODES:-1}} ;;
+    *) die "LAUNCHER must be torchrun or slurm, not '$LAUNCHER'" ;;
+  esac
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    GPUS_PER_NODE=${GPUS_PER_NODE:-8}
+  else
+    local found
+    found=$(visible_gpus)
+    [[ $found -gt 0 ]] || die "no GPU visible (nvidia-smi -L lists none); pretraining needs CUDA GPUs"
+    GPUS_PER_NODE=${GPUS_PER_NODE:-$found}
+    [[ $GPUS_PER_NODE -le $found ]] || die "GPUS_PER_NODE=$GPUS_PER_NODE but only $found GPU(s) visible on $(hostname)"
+  fi
+  WORLD_SIZE=$((NNODES * GPUS_PER_NODE))
+}
+
+# The global batch is fixed; --update-freq makes up what the GPUs do not hold at once.
+derive_update_freq() {
+  local per_update=$((WORLD_SIZE * BATCH_PER_GPU))
+  (( GLOBAL_BATCH % per_update == 0 )) || die "GLOBAL_BATCH=$GLOBAL_BATCH is not a multiple of" \
+    "$WORLD_SIZE GPUs x BATCH_PER_GPU=$BATCH_PER_GPU; change BATCH_PER_GPU or the GPU count"
+  UPDATE_FREQ=$((GLOBAL_BATCH / per_update))
+}
+
+fp16_flag() {
+  case ${FP16_MODE:-fp16} in
+    fp16) echo --fp16 ;;  # fp32 master weights: the authors' setting
+    memory-efficient) echo --memory-efficient-fp16 ;;  # fp16 weights and Adam state: less memory
+    *) die "FP16_MODE must be fp16 or memory-efficient, not '$FP16_MODE'" ;;
+  esac
+}
+
+report_apex() {
+  if python3 -c "import apex" 2>/dev/null; then
+    note "apex found: fairseq uses its fused LayerNorm, Adam and softmax cross-entropy"
+  else
+    note "apex not installed: PyTorch kernels (install NVIDIA apex for fused LayerNorm/Adam/cross-entropy)"
+  fi
+}
+
+# Prints the full command, then runs it (unless DRY_RUN=1).
+launch() {
+  local cmd
+  case $LAUNCHER in
+    torchrun)
+      cmd=(torchrun --nproc-per-node "$GPUS_PER_NODE" --nnodes "$NNODES")
+      if [[ -n ${RDZV_ENDPOINT:-} ]]; then
+        cmd+=(--rdzv-backend c10d --rdzv-endpoint "$RDZV_ENDPOINT" --rdzv-id "${RDZV_ID:-spanbert}")
+      elif [[ $NNODES -gt 1 ]]; then
+        [[ -n ${MASTER_ADDR:-} && -n ${NODE_RANK:-} ]] || die "NNODES=$NNODES needs MASTER_ADDR and NODE_RANK (or RDZV_ENDPOINT)"
+        cmd+=(--node-rank "$NODE_RANK" --master-addr "$MASTER_ADDR" --master-port "${MASTER_PORT:-29500}")
+      else
+        cmd+=(--standalone)
+      fi
+      cmd+=(-m fairseq_cli.train "${TRAIN_ARGS[@]}") ;;
+    slurm)
+      cmd=(srun --nodes "$NNODES" --ntasks-per-node "$GPUS_PER_NODE" --ntasks "$WORLD_SIZE"
+           python3 -m fairseq_cli.train "${TRAIN_ARGS[@]}"
+           --distributed-world-size "$WORLD_SIZE" --distributed-port "${MASTER_PORT:-29500}") ;;
+  esac
+  echo "+ $(printf '%q ' "${cmd[@]}")"
+  if [[ ${DRY_RUN:-0} == 1 ]]; then return 0; fi
+  exec "${cmd[@]}"
+}
+
+user_dir() {
+  python3 -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("spanbert_fairseq").origin))' 2>/dev/null \
+    || die "python3 cannot import spanbert_fairseq: run bash scripts/setup.sh and activate .venv"
+}
