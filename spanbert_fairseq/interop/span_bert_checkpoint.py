@@ -78,7 +78,7 @@ def save_checkpoint(path, cfg, model_state, carried):
             {
                 "criterion_name": "SpanBertLoss",
                 "optimizer_name": "none",  # no optimizer state: nothing to restore
-                "lr_scheduler_state": {},
+                "lr_scheduler_state": {"best": None},
                 "num_updates": 0,
             }
         ],
