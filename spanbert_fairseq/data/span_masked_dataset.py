@@ -16,13 +16,19 @@ class SpanMaskedDataset(BaseWrapperDataset):
         super().__init__(blocks)
         self.masker = masker
         self.seed = seed
-        self.epoch = 1
+        # The epoch lives in shared memory: fairseq 0.12 reuses one DataLoader with persistent
+        # workers across epochs, and their copies of this dataset must see each set_epoch.
+        self._epoch = torch.ones((), dtype=torch.long).share_memory_()
         self.dictionary = masker.dictionary
         self._sizes = np.asarray(blocks.sizes) + 2  # [CLS] block [SEP]
 
+    @property
+    def epoch(self):
+        return int(self._epoch)
+
     def set_epoch(self, epoch):
         super().set_epoch(epoch)
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def __getitem__(self, index):
         masked = self.masker.mask_block(self.dataset[index], self.seed, self.epoch, index)
@@ -50,7 +56,7 @@ class SpanMaskedDataset(BaseWrapperDataset):
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):
-        return True  # only the masks change between epochs, not the sizes
+        return True  # only the masks change between epochs, and workers see the epoch (above)
 
     def collater(self, samples):
         d = self.dictionary

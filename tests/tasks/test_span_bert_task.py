@@ -38,7 +38,16 @@ def batches(task, split="train", epoch=1, num_shards=1, shard_id=0, max_tokens=4
         num_shards=num_shards, shard_id=shard_id, epoch=epoch, disable_iterator_cache=True,
         num_workers=num_workers,
     )
-    return list(iterator.next_epoch_itr(shuffle=True))
+    out = list(iterator.next_epoch_itr(shuffle=True))
+    close_workers(iterator)
+    return out
+
+
+def close_workers(epoch_itr):
+    """Stop a reused DataLoader's persistent workers now; left to garbage collection it takes ~10 s."""
+    loader = getattr(epoch_itr, "dataloader", None)
+    if loader is not None and getattr(loader, "_iterator", None) is not None:
+        loader._iterator._shutdown_workers()
 
 
 def check_batch_contract(batch, d, max_pair_targets=15):
@@ -248,3 +257,26 @@ def test_dataset_pickles_for_spawned_workers(task_data_dir):
     for i in (0, 7, len(dataset) - 1):
         a, b = dataset[i], clone[i]
         assert all(torch.equal(a[k], b[k]) for k in ("source", "target", "pairs", "pair_targets"))
+
+
+def test_epochs_as_fairseq_train_runs_them_give_new_masks(task_data_dir):
+    """fairseq-train asks the task for an iterator each epoch and fairseq 0.12 reuses one DataLoader
+    with persistent workers: the workers' copies of the dataset must still see each new epoch."""
+    task = make_and_load(task_data_dir)
+    dataset = task.dataset("train")
+    epoch_itr = task.get_batch_iterator(dataset, max_tokens=4096, seed=1, num_workers=2, epoch=1)
+    targets = {}
+    for _ in range(3):
+        epoch = epoch_itr.next_epoch_idx
+        epoch_itr = task.get_batch_iterator(dataset, max_tokens=4096, seed=1, num_workers=2, epoch=epoch)
+        for batch in epoch_itr.next_epoch_itr(shuffle=True):
+            for row, i in enumerate(batch["id"].tolist()):
+                targets[epoch, i] = batch["target"][row].clone()
+    close_workers(epoch_itr)
+    reference = task.masker
+    for epoch in (1, 2, 3):
+        for i in (0, 11, 50):
+            block = dataset.dataset.dataset[i]
+            expected = reference.mask_block(block, task.cfg.seed, epoch, i).target
+            n = len(expected)
+            assert torch.equal(targets[epoch, i][1 : n + 1], expected), (epoch, i)
