@@ -14,7 +14,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-USER_DIR = str(REPO_ROOT / "spanbert_fairseq")
+# BENCH_USER_DIR points the benchmarks at another copy of the plugin (a patched scratch copy, to
+# measure a proposed change before/after against the same baselines).
+USER_DIR = os.environ.get("BENCH_USER_DIR", str(REPO_ROOT / "spanbert_fairseq"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
