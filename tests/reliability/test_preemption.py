@@ -3,6 +3,7 @@ checkpoint_last.pt after the current update and exit with status 0; resuming the
 same parameters as an uninterrupted run. fairseq 0.12 alone has no handler: either signal kills it.
 """
 
+import os
 import random
 import re
 import signal
@@ -45,3 +46,42 @@ def test_preemption_signals_save_exit_cleanly_and_resume_exactly(tiny_data_dir, 
     reference = load_state(uninterrupted_dir / "checkpoint_last.pt")["model"]
     diff = differing_tensors(reference, load_state(tmp_path / "checkpoint_last.pt")["model"])
     assert not diff, f"{len(diff)} tensors differ after stop/resume, e.g. {diff[:3]}"
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker_pids(parent_pid):
+    """{RANK: pid} of the processes torchrun started (its children with RANK in their environment)."""
+    with open(f"/proc/{parent_pid}/task/{parent_pid}/children") as f:
+        children = [int(p) for p in f.read().split()]
+    ranks = {}
+    for pid in children:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+        if b"RANK" in env:
+            ranks[int(env[b"RANK"])] = pid
+    return ranks
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_all_ranks_at_the_same_update(tiny_data_dir, tmp_path):
+    """torchrun, 2 CPU processes: SIGUSR1 to rank 1 alone; rank 0 must stop at the same update and save."""
+    import sys
+
+    command = train_command(tiny_data_dir, tmp_path, extra=["--distributed-backend", "gloo", "--ddp-backend",
+                                                             "legacy_ddp", "--batch-size", "4"])
+    command[:2] = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr",
+                   "127.0.0.1", "--master-port", str(free_port()), "-m", "fairseq_cli.train"]
+    launch = Launch(command)
+    assert launch.wait_for_update(6), launch.output[-3000:]
+    os.kill(worker_pids(launch.proc.pid)[1], signal.SIGUSR1)
+    assert launch.finish() == 0, launch.output[-3000:]
+    stops = [int(m) for m in STOPPED_AT.findall(launch.output)]
+    assert len(stops) == 2 and stops[0] == stops[1], launch.output[-3000:]
+    assert saved_updates(tmp_path / "checkpoint_last.pt") == stops[0] < MAX_UPDATE
