@@ -82,3 +82,40 @@ def test_recipe_fails_fast_with_a_clear_message(minilm_dir, tmp_path):
                              text=True, timeout=60)
         assert run.returncode == 2 and message in run.stderr, (argv, run.stderr)
         assert not (tmp_path / "o").exists()
+
+
+def _tiny_vocabulary_data(directory, vocab_tokens):
+    """dict.txt of another vocabulary and a few train/valid items, as spanbert-preprocess writes."""
+    import numpy as np
+    from fairseq.data import indexed_dataset
+
+    directory.mkdir()
+    (directory / "dict.txt").write_text("".join(f"{t} 1\n" for t in vocab_tokens))
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid"):
+        builder = indexed_dataset.MMapIndexedDatasetBuilder(str(directory / f"{split}.bin"), dtype=np.uint16)
+        for _ in range(8):  # lines of ids in the ordinary range, each ending with [SEP] (id 3)
+            builder.add_item(torch.from_numpy(np.append(rng.integers(5, len(vocab_tokens), 20), 3)))
+        builder.finalize(str(directory / f"{split}.idx"))
+    return directory
+
+
+@pytest.mark.slow
+def test_restoring_onto_data_of_another_vocabulary_names_both_sizes(imported_minilm, tmp_path):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(95)]
+    data = _tiny_vocabulary_data(tmp_path / "data", vocab)
+    model_dir = imported_minilm[0]
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "fairseq-train"), str(data),
+         "--user-dir", str(REPO / "spanbert_fairseq"), "--task", "span_bert", "--criterion", "span_bert",
+         *(model_dir / "train_args.txt").read_text().split(),
+         "--restore-file", str(model_dir / "model.pt"), "--reset-optimizer", "--reset-dataloader",
+         "--reset-meters", "--reset-lr-scheduler", "--optimizer", "adam", "--lr", "1e-4",
+         "--batch-size", "2", "--tokens-per-sample", "32", "--max-update", "1", "--cpu",
+         "--save-dir", str(tmp_path / "checkpoints"), "--no-save"],
+        env=_recipe_env(), capture_output=True, text=True, timeout=180,
+    )
+    assert run.returncode != 0
+    assert ("vocabulary mismatch: the checkpoint was trained with 30522 vocabulary entries but the "
+            "data's dict.txt has 100") in run.stderr, run.stderr[-3000:]
+    assert "size mismatch for" not in run.stderr  # the cause, not one line per tensor

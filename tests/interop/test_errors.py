@@ -162,8 +162,6 @@ def test_cli_prints_one_error_line_and_exits_2(tiny_bert, tmp_path, capsys):
     assert capsys.readouterr().err == expected
 
 
-@pytest.mark.xfail(strict=True, reason="needs SpanBertModel.load_state_dict to call "
-                   "interop.vocabulary.check_vocabulary_size (docs/interop.md)")
 def test_restoring_into_a_model_of_another_vocabulary(imported_minilm, tmp_path):
     """What fairseq-train --restore-file and the hub do: load_state_dict into a model built on the
     data's dict.txt. A size mismatch per tensor would bury the cause; one line must name it."""
