@@ -20,8 +20,8 @@ def check_vocabulary_size(state_dict, dictionary_size, checkpoint="the checkpoin
     raise InteropError(
         f"vocabulary mismatch: {checkpoint} was trained with {embeddings.size(0)} vocabulary "
         f"entries but {dictionary} has {dictionary_size}. Binarize the data with the "
-        f"checkpoint's own dict.txt (spanbert-import writes it next to the checkpoint; "
-        f"spanbert-preprocess --vocab <that dict.txt>)"
+        f"checkpoint's own vocabulary (spanbert-import writes vocab.txt and dict.txt next to "
+        f"the checkpoint: spanbert-preprocess --vocab <that vocab.txt>)"
     )
 
 
