@@ -139,7 +139,7 @@ class BertBody(nn.Module):
 
 
 def init_bert_weights(module, std=0.02):
-    """BERT's initialisation: N(0, 0.02) weights, zero biases, LayerNorm 1/0, zero padding row."""
+    """BERT's initialisation: N(0, 0.02) weights, zero biases, zero padding row (LayerNorms start at 1/0)."""
     if isinstance(module, nn.Linear):
         nn.init.normal_(module.weight, std=std)
         if module.bias is not None:
@@ -149,6 +149,3 @@ def init_bert_weights(module, std=0.02):
         if module.padding_idx is not None:
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
-    elif hasattr(module, "weight") and hasattr(module, "bias") and "LayerNorm" in type(module).__name__:
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
