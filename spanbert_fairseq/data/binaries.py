@@ -5,12 +5,19 @@ exposes the whole `.bin` as a flat token array and checks on load what fairseq's
 the index matches the data file, every id fits the dictionary, every line ends with `eos()`.
 """
 
+import logging
 import os
 import struct
 
 import numpy as np
 from fairseq.data import indexed_dataset
 
+logger = logging.getLogger(__name__)
+
+# Same vocabulary: cosine ~0.9-1.0, even between shards of different topics; another vocabulary
+# ~0.1. Splits under 50k tokens are too small for their frequencies to say much.
+_MIN_COUNT_SIMILARITY = 0.5
+_MIN_TOKENS_FOR_COUNT_CHECK = 50_000
 _MAGIC = b"MMIDIDX\x00\x00"  # fairseq's MMapIndexedDataset.Index header
 _CHECK_CHUNK = 1 << 24  # tokens per step when scanning ids, to bound memory
 
@@ -66,6 +73,7 @@ class TokenFile:
     def check_dictionary(self, dictionary, dict_path="dict.txt"):
         """Every id below len(dictionary) and every line ending with its eos, else dict.txt does not match."""
         vocab = len(dictionary)
+        counts = np.zeros(vocab, dtype=np.int64)
         for lo in range(0, self.num_tokens, _CHECK_CHUNK):
             chunk = self.tokens[lo : lo + _CHECK_CHUNK]
             top = int(chunk.max())
@@ -76,6 +84,14 @@ class TokenFile:
                     f"{self.bin_path}: token id {top} (line {line}) is not in {dict_path} ({vocab} entries): "
                     f"{dict_path} does not match these binaries"
                 )
+            counts += np.bincount(chunk, minlength=vocab)
+        similarity = count_similarity(dictionary, counts)
+        big_enough = self.num_tokens >= _MIN_TOKENS_FOR_COUNT_CHECK
+        if big_enough and similarity is not None and similarity < _MIN_COUNT_SIMILARITY:
+            logger.warning(
+                f"{self.bin_path}: token frequencies do not resemble {dict_path}'s counts (cosine {similarity:.2f}): "
+                f"is {dict_path} from another vocabulary (e.g. cased vs uncased)?"
+            )
         ends = self.tokens[self.starts + self.sizes - 1]
         bad = np.flatnonzero(ends != dictionary.eos())
         if len(bad):
@@ -84,6 +100,20 @@ class TokenFile:
                 f"{dict_path}'s {dictionary.eos_word} (id {dictionary.eos()}): {dict_path} does not match "
                 "these binaries"
             )
+
+
+def count_similarity(dictionary, counts):
+    """Cosine of dict.txt's counts and `counts` over the non-special ids; None if dict.txt has no counts.
+
+    dict.txt counts are the corpus unigram, so binaries written with the same vocabulary give ~1;
+    the same ids read through another vocabulary of the same size give a low value.
+    """
+    expected = np.asarray(dictionary.count, dtype=np.float64).copy()
+    observed = counts.astype(np.float64)
+    expected[dictionary.special_ids()] = observed[dictionary.special_ids()] = 0
+    if expected.std() == 0 or not observed.any():
+        return None
+    return float(expected @ observed / (np.linalg.norm(expected) * np.linalg.norm(observed)))
 
 
 def _read_index(path):

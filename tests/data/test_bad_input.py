@@ -168,3 +168,23 @@ def test_empty_block(masker):
 def test_token_outside_the_vocabulary(masker):
     with pytest.raises(IndexError, match="token id 40000 at position 1 is outside the vocabulary of 30522"):
         masker.mask_block(np.array([1000, 40000]), 1, 1, 0)
+
+
+def test_dict_of_another_vocabulary_of_the_same_size_is_flagged(data_copy, caplog):
+    """Same size and same [SEP] id (e.g. cased vs uncased): ids all fit, so only the counts can tell."""
+    import logging
+
+    from spanbert_fairseq.data.binaries import count_similarity
+
+    path, dictionary = data_copy
+    tokens = TokenFile(str(path / "train"))
+    with caplog.at_level(logging.WARNING, logger="spanbert_fairseq.data.binaries"):
+        tokens.check_dictionary(dictionary)
+    assert not caplog.records
+    observed = np.bincount(np.asarray(tokens.tokens), minlength=len(dictionary))
+    assert count_similarity(dictionary, observed) > 0.95
+    other = type(dictionary).load(str(path / "dict.txt"))
+    other.count = list(np.random.default_rng(0).permutation(other.count))  # another vocabulary's counts
+    with caplog.at_level(logging.WARNING, logger="spanbert_fairseq.data.binaries"):
+        tokens.check_dictionary(other, "other/dict.txt")
+    assert "do not resemble other/dict.txt's counts" in caplog.text and "another vocabulary" in caplog.text
