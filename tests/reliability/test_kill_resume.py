@@ -9,7 +9,8 @@ sees the same ones):
   2. SIGKILL from outside a random 0-80 ms after a random update in 10..22 is logged (this may land
      inside a checkpoint write: each takes about as long);
   3. the same after a random update in epoch 2 (29..37);
-  4. the run then finishes.
+  4. checkpoint_last.pt is then cut in half (as a kill during fairseq's own in-place copy leaves it)
+     and the run finishes: it must fall back to the newest readable checkpoint and say so.
 Every checkpoint both runs wrote is compared, so a failure names the first update that differs.
 """
 
@@ -58,7 +59,7 @@ def resumed_from(launch):
     return 0
 
 
-def kill_chain(command, rng):
+def kill_chain(command, save_dir, rng):
     """Run the kill points of the module docstring; return [(kill point, resumed from, updates seen)]."""
     history = []
     launch = run_to_end(command, kill_during_write="checkpoint_last.pt:2")
@@ -70,14 +71,17 @@ def kill_chain(command, rng):
         assert reached, launch.output[-3000:]
         history.append((f"external SIGKILL, {name}", resumed_from(launch), launch.updates_seen()))
 
+    last = save_dir / "checkpoint_last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     launch = run_to_end(command)
     assert launch.proc.returncode == 0, launch.output[-3000:]
-    history.append(("none: ran to the end", resumed_from(launch), launch.updates_seen()))
+    assert f"checkpoint {last} is truncated or corrupt; resuming from" in launch.output, launch.output[-3000:]
+    history.append(("none (truncated checkpoint_last.pt): ran to the end", resumed_from(launch), launch.updates_seen()))
     return history
 
 
 def test_killed_and_resumed_run_matches_uninterrupted_run_bitwise(tiny_data_dir, tmp_path, uninterrupted_dir):
-    history = kill_chain(train_command(tiny_data_dir, tmp_path, MAX_UPDATE), random.Random(KILL_SEED))
+    history = kill_chain(train_command(tiny_data_dir, tmp_path, MAX_UPDATE), tmp_path, random.Random(KILL_SEED))
     resumes = [start for _, start, _ in history]
     assert 0 < resumes[1] < UPDATES_PER_EPOCH < resumes[-1], f"the resumes were not mid-epoch: {history}"
 
