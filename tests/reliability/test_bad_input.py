@@ -7,11 +7,9 @@ what is wrong and where (file, line, flag), or the documented handling with its 
 docs/reliability.md lists the rows with their test names.
 """
 
-import logging
 import os
 import shutil
 import signal
-import struct
 
 import numpy as np
 import pytest
