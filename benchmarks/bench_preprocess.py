@@ -87,7 +87,7 @@ def run_authors(corpus, vocab, dict_path, out_dir, workers):
 
 def run_ours(corpus, vocab, out_dir, workers):
     cmd = benchlib.spanbert_preprocess_cmd(corpus, vocab, out_dir, workers)
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=benchlib.preprocess_env())
     return out_dir
 
 

@@ -73,6 +73,13 @@ def spanbert_arch(dims):
 
 
 # ---------------------------------------------------------------------------- fairseq set-up
+def import_plugin():
+    """Import the plugin from --user-dir's path, as fairseq-train does (BENCH_USER_DIR may redirect it)."""
+    from fairseq import utils
+
+    utils.import_user_module(argparse.Namespace(user_dir=benchlib.USER_DIR))
+
+
 def fairseq_args(argv):
     from fairseq import options
 
@@ -120,6 +127,7 @@ def spanbert_batch(data_dir, dims, batch, seq_len, seed=1):
     """`batch` full-length blocks collated by the span_bert task (the batch contract)."""
     from fairseq.tasks import TASK_REGISTRY
 
+    import_plugin()
     if "span_bert" not in TASK_REGISTRY:
         print("note: no span_bert task registered yet; batch built to the batch contract here")
         return contract_batch(data_dir, batch, seq_len, seed)
@@ -322,14 +330,11 @@ def prime_runtime(device):
     Imports (fairseq, the plugin, transformers) and first-use buffers (thread pools, BLAS
     workspaces) would otherwise count as the side's training memory.
     """
-    import argparse as _argparse
-
     import torch
     import torch.nn.functional as F
     import transformers.models.bert.modeling_bert  # noqa: F401
-    from fairseq import utils
 
-    utils.import_user_module(_argparse.Namespace(user_dir=benchlib.USER_DIR))
+    import_plugin()
     layer = torch.nn.Linear(64, 64).to(device)
     x = torch.randn(2, 4, 8, 64, device=device)
     y = F.scaled_dot_product_attention(layer(x), x, x, dropout_p=0.1)

@@ -209,7 +209,7 @@ def build_binaries(corpus, vocab, out_dir, workers=1, valid_fraction=None):
         return out_dir
     if spanbert_preprocess_available():
         cmd = spanbert_preprocess_cmd(corpus, vocab, out_dir, workers)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=preprocess_env())
         if not (out_dir / "valid.idx").exists():
             _copy_split(out_dir, "train", "valid")
         return out_dir
@@ -217,8 +217,18 @@ def build_binaries(corpus, vocab, out_dir, workers=1, valid_fraction=None):
 
 
 def spanbert_preprocess_cmd(corpus, vocab, out_dir, workers):
-    return [str(VENV_BIN / "spanbert-preprocess"), str(corpus), "--vocab", str(vocab),
+    """What the `spanbert-preprocess` console script runs (its entry point is cli.main)."""
+    return [sys.executable, "-m", "spanbert_preprocess.cli", str(corpus), "--vocab", str(vocab),
             "--workers", str(workers), "--destdir", str(out_dir)]
+
+
+def preprocess_env():
+    """BENCH_PREPROCESS_PATH puts a patched copy of spanbert_preprocess first (before/after)."""
+    env = dict(os.environ)
+    if os.environ.get("BENCH_PREPROCESS_PATH"):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ["BENCH_PREPROCESS_PATH"],
+                                                          env.get("PYTHONPATH")]))
+    return env
 
 
 def _copy_split(out_dir, src, dst):
