@@ -74,7 +74,10 @@ class SpanBertTask(FairseqTask):
             f"{st['split_lines']} lines longer than a block split; {st['empty_documents']} empty documents skipped"
         )
         dataset = SpanMaskedDataset(blocks, self.masker, self.cfg.seed)
-        with data_utils.numpy_seed(self.cfg.seed + epoch - 1):
+        # fairseq loads unsharded data once, with whatever epoch the run (or its resume) starts in;
+        # a permutation keyed on that epoch would make a resumed run see other batches.
+        shard_round = (epoch - 1) // len(paths) if len(paths) > 1 else 0
+        with data_utils.numpy_seed(self.cfg.seed, shard_round):
             shuffle = np.random.permutation(len(dataset))
         self.datasets[split] = SortDataset(dataset, sort_order=[shuffle, dataset.sizes])
 
