@@ -8,9 +8,13 @@ Sides, all at the same size, batch and sequence length, on the same token rows:
 
 Time: one process, every side warmed up, then one step per side per round, round-robin with a
 rotating order; medians and ratios. Memory: a fresh child process per side. On CPU the peak is
-the RSS high-water (VmHWM, reset after a warm-up step) minus the RSS before the model was built,
-with glibc told to unmap every freed block over 64 KiB so RSS follows live tensors; on CUDA it is
-torch.cuda.max_memory_allocated. Both count weights, gradients, AdamW state and activations.
+the RSS high-water (VmHWM, reset after a warm-up step) minus the RSS before the model was built
+(libraries already imported and torch's kernels warmed), with glibc told to unmap every freed
+block over 64 KiB so RSS follows live tensors; on CUDA it is torch.cuda.max_memory_allocated.
+Both count weights, gradients, AdamW state and activations.
+"model FLOPs sb/side" is the work each side must do (benchmarks/cost.py's formula on the actual
+masked and SBO counts; HF scores every position): a step ratio above 1 that matches it is the
+extra SBO head, not overhead.
 
     python benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 8 --rounds 10
     python benchmarks/bench_train_step.py --device cuda --fp16 --sizes base --batch 32   # GPU
@@ -400,17 +404,19 @@ def release_models(sides):
 def report(results, args):
     peak = gpu_peak_tflops(args)
     header = ["size", "side", "batch x T", "step ms (median)", "IQR/median", "tokens/s", "step ratio sb/side",
-              "peak MiB", "mem ratio sb/side"] + (["MFU"] if peak else [])
+              "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side"] + (["MFU"] if peak else [])
     rows, summary = [], []
     for size_name, (dims, sample, sides, times, memory) in results.items():
         sb_time = benchlib.median(times["span_bert"]) if "span_bert" in times else None
+        sb_flops = sides["span_bert"].flops if "span_bert" in sides else None
         for name in args.sides:
             med = benchlib.median(times[name])
             tokens = sides[name].tokens
             row = [f"{size_name} (L{dims.layers} H{dims.hidden})", name,
                    f"{sample['net_input']['src_tokens'].size(0)} x {args.seq_len}", f"{med * 1e3:.1f}",
                    f"{benchlib.spread(times[name]):.2f}", f"{tokens / med:,.0f}",
-                   f"{sb_time / med:.3f}" if sb_time else "-"]
+                   f"{sb_time / med:.3f}" if sb_time else "-",
+                   f"{sb_flops / sides[name].flops:.3f}" if sb_flops else "-", f"{sides[name].flops / med / 1e9:,.1f}"]
             row += memory_cells(memory, name)
             if peak:
                 row.append(f"{sides[name].flops / med / (peak * 1e12):.1%}")
