@@ -35,11 +35,27 @@ def _program_name():
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "fairseq-train"
 
 
+def input_error_message(exc, tb):
+    """The one-line message for an input error, or None for anything else.
+
+    fairseq re-raises a failed checkpoint load as a bare "Cannot load model parameters from
+    checkpoint X" whose cause (say, a vocabulary mismatch found by the plugin) is only in the
+    chained traceback; such a cause is shown after fairseq's line.
+    """
+    if is_input_error(exc, tb):
+        return str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and is_input_error(cause, cause.__traceback__):
+        return f"{exc}: {cause}"
+    return None
+
+
 def _make_excepthook(previous):
     def excepthook(exc_type, exc, tb):
-        if os.environ.get("SPANBERT_TRACEBACK") != "1" and is_input_error(exc, tb):
+        message = input_error_message(exc, tb) if os.environ.get("SPANBERT_TRACEBACK") != "1" else None
+        if message is not None:
             # Returning from the hook ends the process with status 1, as any uncaught exception does.
-            sys.stderr.write(f"{_program_name()}: error: {exc}\n(set SPANBERT_TRACEBACK=1 for the traceback)\n")
+            sys.stderr.write(f"{_program_name()}: error: {message}\n(set SPANBERT_TRACEBACK=1 for the traceback)\n")
             return
         previous(exc_type, exc, tb)
 

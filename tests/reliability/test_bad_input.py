@@ -87,9 +87,14 @@ def data_dir(tiny_data_dir, tmp_path, keep_signal_handlers):
 
 
 def train_error(data, tmp_path, *flags):
+    """The one-line message fairseq-train prints for this input (its CLI hook), not a traceback."""
+    from spanbert_fairseq.cli_errors import input_error_message
+
     with pytest.raises(Exception) as info:
         fairseq_train(data, tmp_path / "save", *flags)
-    return str(info.value)
+    message = input_error_message(info.value, info.tb)
+    assert message is not None, f"not reported as an input error (would print a traceback): {info.value!r}"
+    return message
 
 
 # ================================================================= raw text (spanbert-preprocess)
