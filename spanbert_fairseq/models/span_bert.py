@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SpanBertConfig(FairseqDataclass):
+class SpanBertModelConfig(FairseqDataclass):
     # Defaults are spanbert_base; the --arch functions below set the other sizes.
     encoder_layers: int = field(default=12, metadata={"help": "number of Transformer layers"})
     encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
@@ -122,7 +122,7 @@ class SpanBertEncoder(FairseqEncoder):
         return self.cfg.max_positions
 
 
-@register_model("span_bert", dataclass=SpanBertConfig)
+@register_model("span_bert", dataclass=SpanBertModelConfig)
 class SpanBertModel(FairseqEncoderModel):
     """SpanBERT (Joshi et al., 2020): span masking + span boundary objective, no NSP."""
 

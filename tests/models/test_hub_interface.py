@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from spanbert_fairseq import SpanBertModel
 from spanbert_fairseq.data.dictionary import BertDictionary
-from spanbert_fairseq.models.span_bert import SpanBertConfig, SpanBertEncoder
+from spanbert_fairseq.models.span_bert import SpanBertModelConfig, SpanBertEncoder
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY = dict(encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
@@ -21,7 +21,7 @@ def model_dir(tmp_path_factory, bert_vocab):
     directory = tmp_path_factory.mktemp("hub")
     shutil.copy(bert_vocab, directory / "vocab.txt")
     dictionary = BertDictionary.load(str(bert_vocab))
-    cfg = SpanBertConfig(**TINY)
+    cfg = SpanBertModelConfig(**TINY)
     torch.manual_seed(0)
     model = SpanBertModel(cfg, SpanBertEncoder(cfg, dictionary))
     state = {

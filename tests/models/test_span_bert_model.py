@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from spanbert_fairseq.data.dictionary import BertDictionary
-from spanbert_fairseq.models.span_bert import SpanBertConfig, SpanBertEncoder, SpanBertModel
+from spanbert_fairseq.models.span_bert import SpanBertModelConfig, SpanBertEncoder, SpanBertModel
 
 TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4)
 
@@ -16,7 +16,7 @@ def dictionary(bert_vocab):
 
 
 def tiny_model(dictionary, **overrides):
-    cfg = SpanBertConfig(**{**TINY, **overrides})
+    cfg = SpanBertModelConfig(**{**TINY, **overrides})
     return SpanBertModel(cfg, SpanBertEncoder(cfg, dictionary))
 
 
