@@ -3,11 +3,12 @@
 dependencies = ["torch", "fairseq", "tokenizers"]
 
 
-def spanbert(model_dir, checkpoint_file="checkpoint_best.pt"):
+def spanbert(model_dir, checkpoint_file=None):
     """A trained span_bert checkpoint with its tokenizer, as a `SpanBertHubInterface`.
 
     model_dir holds the checkpoint and the vocabulary: dict.txt or vocab.txt, plus tokenizer.json /
-    vocab.txt (WordPiece) or spm.model (SentencePiece).
+    vocab.txt (WordPiece) or spm.model (SentencePiece). Without checkpoint_file: checkpoint_best.pt,
+    else checkpoint_last.pt, else model.pt.
     """
     from spanbert_fairseq import SpanBertModel
 

@@ -24,6 +24,9 @@ class WordPieceText:
         tokenizer_json = os.path.join(directory, "tokenizer.json")
         if os.path.exists(tokenizer_json):
             self.tokenizer = Tokenizer.from_file(tokenizer_json)
+            # HF tokenizer.json files often pad or truncate to a fixed length (MiniLM's pads to 128).
+            self.tokenizer.no_padding()
+            self.tokenizer.no_truncation()
         else:
             model = models.WordPiece(vocab=dict(dictionary.indices), unk_token=dictionary.unk_word)
             self.tokenizer = Tokenizer(model)
@@ -52,6 +55,20 @@ class SentencePieceText:
     @staticmethod
     def detokenize(pieces):
         return "".join(pieces).replace(SENTENCEPIECE_WORD_START, " ").strip()
+
+
+# What from_pretrained loads when no checkpoint_file is named: fairseq-train's best, then its
+# last, then the file spanbert-import writes.
+DEFAULT_CHECKPOINTS = ("checkpoint_best.pt", "checkpoint_last.pt", "model.pt")
+
+
+def find_checkpoint(model_dir, checkpoint_file=None):
+    names = DEFAULT_CHECKPOINTS if checkpoint_file is None else (checkpoint_file,)
+    for name in names:
+        path = name if os.path.isabs(name) else os.path.join(model_dir, name)
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"checkpoint not found in {model_dir}: looked for {', '.join(names)}")
 
 
 def load_text_tokenizer(directory, dictionary):
@@ -87,15 +104,13 @@ class SpanBertHubInterface(nn.Module):
         self.register_buffer("_float_tensor", torch.tensor([0], dtype=torch.float))  # tracks the device
 
     @classmethod
-    def from_pretrained(cls, model_dir, checkpoint_file="checkpoint_best.pt"):
+    def from_pretrained(cls, model_dir, checkpoint_file=None):
         from fairseq import checkpoint_utils
 
         from .span_bert import SpanBertEncoder, SpanBertModel
 
         model_dir = os.path.abspath(os.path.expanduser(str(model_dir)))
-        path = checkpoint_file if os.path.isabs(checkpoint_file) else os.path.join(model_dir, checkpoint_file)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"checkpoint not found: {path}")
+        path = find_checkpoint(model_dir, checkpoint_file)
         dictionary = load_dictionary(model_dir)
         text_tokenizer = load_text_tokenizer(model_dir, dictionary)
         state = checkpoint_utils.load_checkpoint_to_cpu(path)

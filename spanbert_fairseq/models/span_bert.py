@@ -155,11 +155,12 @@ class SpanBertModel(FairseqEncoderModel):
         return self.encoder.max_positions()
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file="checkpoint_best.pt"):
+    def from_pretrained(cls, model_name_or_path, checkpoint_file=None):
         """Load a trained checkpoint for inference: returns a `SpanBertHubInterface`.
 
         `model_name_or_path` is a directory holding the checkpoint and the vocabulary
-        (`dict.txt`, plus `vocab.txt` for WordPiece or `spm.model` for SentencePiece).
+        (`dict.txt`, plus `vocab.txt` for WordPiece or `spm.model` for SentencePiece). Without
+        `checkpoint_file`: checkpoint_best.pt, else checkpoint_last.pt, else model.pt (spanbert-import's).
         """
         from .hub_interface import SpanBertHubInterface
 

@@ -70,6 +70,25 @@ def test_clear_errors_for_missing_files(model_dir, tmp_path):
         SpanBertModel.from_pretrained(tmp_path, checkpoint_file="checkpoint_last.pt")
 
 
+def test_default_checkpoint_is_best_then_last_then_imported(model_dir, tmp_path):
+    shutil.copy(model_dir[0] / "vocab.txt", tmp_path / "vocab.txt")
+    with pytest.raises(FileNotFoundError, match="checkpoint_best.pt, checkpoint_last.pt, model.pt"):
+        SpanBertModel.from_pretrained(tmp_path)
+    shutil.copy(model_dir[0] / "checkpoint_last.pt", tmp_path / "model.pt")
+    assert SpanBertModel.from_pretrained(tmp_path).encode("the cat").numel() == 4
+
+
+def test_a_tokenizer_json_that_pads_does_not_pad_encode(model_dir, tmp_path):
+    for name in ("vocab.txt", "checkpoint_last.pt"):
+        shutil.copy(model_dir[0] / name, tmp_path / name)
+    hub = SpanBertModel.from_pretrained(tmp_path)
+    unpadded = hub.encode("the cat sat")
+    # Save the same WordPiece tokenizer the way HF checkpoints often ship it: padding to 32.
+    hub.text_tokenizer.tokenizer.enable_padding(length=32, pad_token="[PAD]")
+    hub.text_tokenizer.tokenizer.save(str(tmp_path / "tokenizer.json"))
+    assert torch.equal(SpanBertModel.from_pretrained(tmp_path).encode("the cat sat"), unpadded)
+
+
 def test_torch_hub_load_from_the_repository(model_dir):
     hub = torch.hub.load(str(REPO_ROOT), "spanbert", source="local", model_dir=str(model_dir[0]),
                          checkpoint_file="checkpoint_last.pt")
