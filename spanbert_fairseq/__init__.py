@@ -1,9 +1,8 @@
 """SpanBERT pretraining as a fairseq plugin (`--user-dir`, or installed as a package)."""
 
-from .compat import patch_fairseq_checkpoint_loading, patch_fairseq_torchrun_launch
+from .compat import apply_fairseq_patches
 
-patch_fairseq_checkpoint_loading()
-patch_fairseq_torchrun_launch()
+apply_fairseq_patches()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registers the components)
 from .models.span_bert import SpanBertModel  # noqa: E402,F401

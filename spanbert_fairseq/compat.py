@@ -1,9 +1,6 @@
-"""Make fairseq 0.12 checkpoint loading work under torch >= 2.6.
+"""What the plugin changes in fairseq 0.12 when it is imported, all in one list (`apply_fairseq_patches`).
 
-torch 2.6 made `torch.load(weights_only=True)` the default; fairseq checkpoints pickle
-argparse.Namespace and omegaconf configs, so loading failed with "Unsupported global". The
-checkpoints fairseq reads are the user's own training state, so fairseq's checkpoint module
-(and only it) gets a `torch` whose `load` defaults to `weights_only=False`.
+Each patch is contained to the fairseq function it fixes and is idempotent; users change no flags.
 """
 
 import types
@@ -21,19 +18,28 @@ class _TorchForTrustedCheckpoints(types.ModuleType):
         return torch.load(*args, **kwargs)
 
 
-def patch_fairseq_checkpoint_loading():
-    from fairseq import checkpoint_utils
-
-    if not isinstance(checkpoint_utils.torch, _TorchForTrustedCheckpoints):
-        checkpoint_utils.torch = _TorchForTrustedCheckpoints("torch")
-
+def apply_fairseq_patches():
     from .checkpoint_safety import patch_checkpoint_safety
     from .cli_errors import install_cli_error_hook
     from .cpu_fp16 import patch_fp16_overflow_on_cpu
 
+    patch_fairseq_checkpoint_loading()  # torch >= 2.6 loads fairseq's own checkpoints again
     patch_checkpoint_safety()  # atomic checkpoint writes, resume fallback, clean preemption
     patch_fp16_overflow_on_cpu()  # an fp16 overflow on CPU skips the update instead of crashing
     install_cli_error_hook()  # fairseq-train prints the plugin's input errors as one line
+    patch_fairseq_torchrun_launch()  # ranks from torchrun's environment, on CPU and across nodes
+
+
+def patch_fairseq_checkpoint_loading():
+    """torch 2.6 made `torch.load(weights_only=True)` the default; fairseq checkpoints pickle
+    argparse.Namespace and omegaconf configs, so loading failed with "Unsupported global". The
+    checkpoints fairseq reads are the user's own training state, so fairseq's checkpoint module
+    (and only it) gets a `torch` whose `load` defaults to `weights_only=False`.
+    """
+    from fairseq import checkpoint_utils
+
+    if not isinstance(checkpoint_utils.torch, _TorchForTrustedCheckpoints):
+        checkpoint_utils.torch = _TorchForTrustedCheckpoints("torch")
 
 
 def patch_fairseq_torchrun_launch():
