@@ -14,7 +14,7 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "continue_pretrain.sh"
 LOSS = re.compile(r"\| train_inner \|.* loss=([\d.]+), mlm_loss=([\d.]+), sbo_loss=([\d.]+)")
-UPDATES = 8
+UPDATES = 12
 
 
 def _write_corpus(path, documents):
@@ -50,9 +50,11 @@ def test_continued_pretraining_from_minilm_lowers_the_loss(minilm_dir, stdlib_do
 
     losses = [tuple(map(float, m.groups())) for m in LOSS.finditer(output)]
     assert len(losses) == UPDATES, output[-3000:]
-    for term in range(3):  # total, MLM and SBO each fall (the heads start fresh: by about a third)
-        first, last = [x[term] for x in losses[:2]], [x[term] for x in losses[-3:]]
-        assert sum(last) / len(last) < 0.85 * sum(first) / len(first), losses
+    # Total, MLM and SBO each fall from the first update (fresh heads) to the last four. Single
+    # batches of 4 x 64 tokens are noisy (their SBO/MLM target ratio varies), hence a mean at the end.
+    for term in range(3):
+        first, last = losses[0][term], [x[term] for x in losses[-4:]]
+        assert sum(last) / len(last) < 0.85 * first, losses
 
     # The trained checkpoint exports, and transformers gives the hub's features.
     import transformers
