@@ -35,7 +35,7 @@ fi
 
 step "3/5 preprocess: train a $VOCAB_SIZE-piece WordPiece vocabulary, write fairseq binaries"
 if [[ ! -f $OUT/data/dict.txt || ! -f $OUT/data/valid.idx ]]; then
-  run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece "$VOCAB_SIZE" --valid-fraction 0.01 \
+  run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece "$VOCAB_SIZE" --valid-fraction 0.05 \
     --workers "$(nproc)" --destdir "$OUT/data"
 else
   echo "reusing $OUT/data"
