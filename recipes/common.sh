@@ -1,5 +1,5 @@
 # Shared by pretrain_base.sh and pretrain_large.sh: checks, batch arithmetic, launchers.
-# Sourced, not run. The caller sets RECIPE, GLOBAL_BATCH, BATCH_PER_GPU and fills TRAIN_ARGS.
+# Sourced, not run: the caller sets RECIPE and calls `pretrain` with its settings.
 #
 # Launch, chosen by LAUNCHER (default: torchrun, or slurm inside a SLURM allocation of >1 task):
 #   one node      GPUS_PER_NODE (default: all visible)
@@ -118,4 +118,41 @@ launch() {
 user_dir() {
   python3 -c 'import importlib.util as u, os; print(os.path.dirname(u.find_spec("spanbert_fairseq").origin))' 2>/dev/null \
     || die "python3 cannot import spanbert_fairseq: run bash scripts/setup.sh and activate .venv"
+}
+
+# The paper's pretraining run (SPEC section 5) for one architecture; the two recipes differ only in
+# the arguments: ARCH GLOBAL_BATCH BATCH_PER_GPU MAX_UPDATE LR, then DATA [FAIRSEQ-TRAIN ARGS ...].
+pretrain() {
+  local arch=$1
+  GLOBAL_BATCH=${GLOBAL_BATCH:-$2}
+  BATCH_PER_GPU=${BATCH_PER_GPU:-$3}
+  MAX_UPDATE=${MAX_UPDATE:-$4}
+  local lr=${LR:-$5}
+  shift 5
+  [[ $# -ge 1 ]] || die "usage: $RECIPE DATA [FAIRSEQ-TRAIN ARGS ...]"
+  local data
+  data=$(resolve_data "$1")
+  shift
+  plan_launch
+  derive_update_freq
+  report_apex
+
+  TRAIN_ARGS=(
+    "$data" --user-dir "$(user_dir)" --task span_bert --criterion span_bert --arch "$arch"
+    --tokens-per-sample 512 --batch-size "$BATCH_PER_GPU" --update-freq "$UPDATE_FREQ"
+    # fairseq's adam decouples weight decay (AdamW). Weight decay: the paper says 0.1, the authors'
+    # released command used 0.01; we follow the command, which produced the published checkpoints.
+    --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-8 --weight-decay "${WEIGHT_DECAY:-0.01}"
+    --lr "$lr" --lr-scheduler polynomial_decay --power 1 --end-learning-rate 0
+    --warmup-updates "${WARMUP:-10000}" --total-num-update "$MAX_UPDATE" --max-update "$MAX_UPDATE"
+    --clip-norm 1.0 "$(fp16_flag)" --fp16-init-scale 128
+    --dropout 0.1 --attention-dropout 0.1
+    --num-workers 2 --seed "${SEED:-1}"
+    --save-dir "${SAVE_DIR:-checkpoints/$arch}" --save-interval-updates 10000
+    --keep-interval-updates 5 --no-epoch-checkpoints --validate-interval-updates 10000
+    --log-format json --log-interval 100
+    "$@"
+  )
+  note "$WORLD_SIZE GPU(s) ($NNODES node(s) x $GPUS_PER_NODE) x batch $BATCH_PER_GPU x update-freq $UPDATE_FREQ = $GLOBAL_BATCH sequences per update"
+  launch
 }

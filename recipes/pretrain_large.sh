@@ -14,32 +14,5 @@
 set -euo pipefail
 RECIPE=pretrain_large.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-[[ $# -ge 1 ]] || die "usage: $0 DATA [FAIRSEQ-TRAIN ARGS ...]"
-DATA=$(resolve_data "$1")
-shift
-GLOBAL_BATCH=${GLOBAL_BATCH:-256}
-BATCH_PER_GPU=${BATCH_PER_GPU:-8}  # fits a 32 GB V100 with --fp16 at 512 tokens
-MAX_UPDATE=${MAX_UPDATE:-2400000}
-plan_launch
-derive_update_freq
-report_apex
-
-TRAIN_ARGS=(
-  "$DATA" --user-dir "$(user_dir)" --task span_bert --criterion span_bert --arch spanbert_large
-  --tokens-per-sample 512 --batch-size "$BATCH_PER_GPU" --update-freq "$UPDATE_FREQ"
-  # fairseq's adam decouples weight decay (AdamW). Weight decay: the paper says 0.1, the authors'
-  # released command used 0.01; we follow the command, which produced the published checkpoints.
-  --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-8 --weight-decay "${WEIGHT_DECAY:-0.01}"
-  --lr "${LR:-1e-4}" --lr-scheduler polynomial_decay --power 1 --end-learning-rate 0
-  --warmup-updates "${WARMUP:-10000}" --total-num-update "$MAX_UPDATE" --max-update "$MAX_UPDATE"
-  --clip-norm 1.0 "$(fp16_flag)" --fp16-init-scale 128
-  --dropout 0.1 --attention-dropout 0.1
-  --num-workers 2 --seed "${SEED:-1}"
-  --save-dir "${SAVE_DIR:-checkpoints/spanbert_large}" --save-interval-updates 10000
-  --keep-interval-updates 5 --no-epoch-checkpoints --validate-interval-updates 10000
-  --log-format json --log-interval 100
-  "$@"
-)
-note "$WORLD_SIZE GPU(s) ($NNODES node(s) x $GPUS_PER_NODE) x batch $BATCH_PER_GPU x update-freq $UPDATE_FREQ = $GLOBAL_BATCH sequences per update"
-launch
+# BATCH_PER_GPU fits a 32 GB V100 with --fp16 at 512 tokens.
+pretrain spanbert_large 256 8 2400000 1e-4 "$@"
