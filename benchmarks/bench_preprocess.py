@@ -33,9 +33,14 @@ _TOKENIZER = None
 
 def _init_worker(vocab, lowercase):
     global _TOKENIZER
-    from transformers import BertTokenizer
+    # transformers 5's `BertTokenizer` runs on the Rust library; the authors' pipeline used the
+    # pure-Python one, which transformers 5 keeps as BertTokenizerLegacy.
+    try:
+        from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy as SlowBertTokenizer
+    except ImportError:  # transformers 4: BertTokenizer is the pure-Python one
+        from transformers import BertTokenizer as SlowBertTokenizer
 
-    _TOKENIZER = BertTokenizer(str(vocab), do_lower_case=lowercase)
+    _TOKENIZER = SlowBertTokenizer(str(vocab), do_lower_case=lowercase)
 
 
 def _pieces_of_lines(lines):

@@ -158,15 +158,9 @@ def bert_vocab_path():
 
 def pydoc_documents():
     """The pydoc topic pages: real English prose, one document each, paragraphs as lines."""
-    from pydoc_data.topics import topics
+    from spanbert_preprocess.default_corpus import pydoc_topic_documents
 
-    docs = []
-    for name in sorted(topics):
-        paragraphs = [" ".join(p.split()) for p in topics[name].split("\n\n")]
-        paragraphs = [p for p in paragraphs if p]
-        if paragraphs:
-            docs.append(paragraphs)
-    return docs
+    return pydoc_topic_documents()
 
 
 def write_corpus(path, megabytes):
