@@ -30,14 +30,8 @@ def bert_vocab(minilm_dir):
 def stdlib_documents():
     """Real English prose every Python ships: the pydoc topic pages, one document each.
 
-    A list of documents; each a list of non-empty paragraph lines.
+    A list of documents; each a list of non-empty paragraph lines (the default corpus's first part).
     """
-    from pydoc_data.topics import topics
+    from spanbert_preprocess.default_corpus import pydoc_topic_documents
 
-    docs = []
-    for name in sorted(topics):
-        paragraphs = [" ".join(p.split()) for p in topics[name].split("\n\n")]
-        paragraphs = [p for p in paragraphs if p]
-        if paragraphs:
-            docs.append(paragraphs)
-    return docs
+    return pydoc_topic_documents()
