@@ -21,7 +21,7 @@ PIP=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
 stamp_of() { cat "$@" scripts/setup.sh $(ls spanbert_fairseq/data/*.pyx 2>/dev/null) | sha1sum | cut -c1-16; }
 STAMP="$VENV/.spanbert-setup"
 want="$(stamp_of requirements.txt setup.py pyproject.toml)-$WANT_TEST"
-[ $WANT_TEST = 1 ] && want="$(stamp_of requirements.txt requirements-test.txt setup.py pyproject.toml)-1"
+[ $WANT_TEST = 1 ] && want="$(stamp_of requirements.txt requirements-test.txt requirements-test-nodeps.txt setup.py pyproject.toml)-1"
 
 if [ -f "$STAMP" ] && { [ "$(cat "$STAMP")" = "$want" ] || { [ $WANT_TEST = 0 ] && grep -q -- '-1$' "$STAMP"; }; } \
    && "$VENV/bin/python" -c "import spanbert_fairseq" 2>/dev/null; then
@@ -48,8 +48,9 @@ fi
 log "installing requirements.txt (pip may note that ve-fairseq wants torchaudio: that is expected, see README)"
 "${PIP[@]}" -r requirements.txt
 if [ $WANT_TEST = 1 ]; then
-  log "installing requirements-test.txt"
-  "${PIP[@]}" --no-deps -r requirements-test.txt
+  log "installing requirements-test.txt, requirements-test-nodeps.txt"
+  "${PIP[@]}" -r requirements-test.txt
+  "${PIP[@]}" --no-deps -r requirements-test-nodeps.txt
 fi
 if "$VENV/bin/python" -c "import torchaudio" 2>/dev/null; then :; else
   "$VENV/bin/python" -m pip uninstall --quiet -y torchaudio 2>/dev/null || true
