@@ -90,8 +90,10 @@ def test_spans_cover_whole_words_up_to_the_drawn_length(blocks, dictionary):
                 else:
                     assert words == drawn and starts[e], (s, e, drawn, words)
                     realized.append(words)
-    observed = np.bincount(realized, minlength=11)[1:]
-    assert stats.chisquare(observed, span_length_probs() * len(realized)).pvalue > 1e-3
+    # No goodness-of-fit on `realized`: leaving out the spans that hit an edge or the budget drops
+    # long spans more often than short ones, so that sample is biased towards short lengths by
+    # construction. The drawn lengths are tested above, and each uncut span realises its draw exactly.
+    assert len(realized) > 5_000
     assert cut < 0.1 * (len(realized) + cut)
 
 
