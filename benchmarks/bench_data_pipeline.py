@@ -12,7 +12,6 @@ Same binaries, tokens per sample and batch size; `--num-workers 0` (the main pro
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -80,25 +79,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def prepare_data(args):
-    if args.data_dir:
-        return Path(args.data_dir)
-    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_data_pipeline_"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    corpus = work_dir / "corpus.txt"
-    if args.corpus_mb:
-        benchlib.write_corpus(corpus, args.corpus_mb)
-    elif not corpus.exists():
-        import subprocess
-
-        subprocess.run([sys.executable, "-m", "spanbert_preprocess.default_corpus", str(corpus)], check=True,
-                       stdout=subprocess.DEVNULL)
-    return benchlib.build_binaries(corpus, benchlib.bert_vocab_path(), work_dir / "data", workers=2)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    args.data_dir = prepare_data(args)
+    args.data_dir = benchlib.prepare_data(args, "bench_data_pipeline_")
     print(benchlib.machine_line())
     print(benchlib.versions_line())
     streams = {side: BatchStream(side, args) for side in SIDES}

@@ -15,7 +15,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,23 +68,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def prepare_data(args):
-    if args.data_dir:
-        return Path(args.data_dir)
-    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_scaling_"))
-    work_dir.mkdir(parents=True, exist_ok=True)
-    corpus = work_dir / "corpus.txt"
-    if args.corpus_mb:
-        benchlib.write_corpus(corpus, args.corpus_mb)
-    elif not corpus.exists():
-        subprocess.run([sys.executable, "-m", "spanbert_preprocess.default_corpus", str(corpus)], check=True,
-                       stdout=subprocess.DEVNULL)
-    return benchlib.build_binaries(corpus, benchlib.bert_vocab_path(), work_dir / "data", workers=2)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    args.data_dir = prepare_data(args)
+    args.data_dir = benchlib.prepare_data(args, "bench_scaling_")
     print(benchlib.machine_line())
     results = {n: [] for n in PROCESS_COUNTS}
     for r in range(args.rounds):

@@ -9,6 +9,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -276,3 +277,19 @@ def print_table(header, rows):
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         print("| " + " | ".join(str(cell) for cell in row) + " |")
+
+
+def prepare_data(args, prefix):
+    """Binaries for a benchmark: --data-dir as given, else built in --work-dir (or a temporary
+    directory) from --corpus-mb MB of pydoc prose or the embedded default corpus."""
+    if args.data_dir:
+        return Path(args.data_dir)
+    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix=prefix))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    corpus = work_dir / "corpus.txt"
+    if args.corpus_mb:
+        write_corpus(corpus, args.corpus_mb)
+    elif not corpus.exists():
+        subprocess.run([sys.executable, "-m", "spanbert_preprocess.default_corpus", str(corpus)], check=True,
+                       stdout=subprocess.DEVNULL)
+    return build_binaries(corpus, bert_vocab_path(), work_dir / "data", workers=2)
