@@ -73,9 +73,7 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=10, help="timed chunks per side, alternating")
     parser.add_argument("--num-workers", type=int, default=0, help="fairseq --num-workers (0: main process)")
     parser.add_argument("--break-mode", default="complete_doc", help="masked_lm --sample-break-mode")
-    parser.add_argument("--data-dir", default=None, help="binaries (default: built from the default corpus)")
-    parser.add_argument("--corpus-mb", type=float, default=None, help="build from this many MB of pydoc instead")
-    parser.add_argument("--work-dir", default=None)
+    benchlib.add_data_args(parser)
     return parser.parse_args(argv)
 
 

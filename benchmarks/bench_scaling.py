@@ -62,9 +62,7 @@ def parse_args(argv=None):
     parser.add_argument("--updates", type=int, default=20, help="updates per run")
     parser.add_argument("--skip", type=int, default=3, help="first updates left out of the median")
     parser.add_argument("--rounds", type=int, default=2, help="runs per process count, alternating")
-    parser.add_argument("--data-dir", default=None, help="binaries (default: built from the default corpus)")
-    parser.add_argument("--corpus-mb", type=float, default=None, help="build from this many MB of pydoc instead")
-    parser.add_argument("--work-dir", default=None)
+    benchlib.add_data_args(parser)
     return parser.parse_args(argv)
 
 

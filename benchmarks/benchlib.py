@@ -279,6 +279,13 @@ def print_table(header, rows):
         print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
+def add_data_args(parser):
+    """The flags `prepare_data` reads."""
+    parser.add_argument("--data-dir", default=None, help="binaries (default: built from the default corpus)")
+    parser.add_argument("--corpus-mb", type=float, default=None, help="build from this many MB of pydoc instead")
+    parser.add_argument("--work-dir", default=None)
+
+
 def prepare_data(args, prefix):
     """Binaries for a benchmark: --data-dir as given, else built in --work-dir (or a temporary
     directory) from --corpus-mb MB of pydoc prose or the embedded default corpus."""
