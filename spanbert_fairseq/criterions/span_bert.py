@@ -3,10 +3,12 @@
 import math
 from dataclasses import dataclass, field
 
-from fairseq import modules, utils
+from fairseq import utils
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
+
+from .inplace_cross_entropy import cross_entropy_in_place
 
 
 @dataclass
@@ -43,8 +45,9 @@ class SpanBertLoss(FairseqCriterion):
         mlm_logits, sbo_logits = model(
             **sample["net_input"], masked_tokens=masked_tokens, pair_target_mask=pair_target_mask
         )
-        mlm_loss, mlm_correct = self._cross_entropy(mlm_logits, mlm_targets)
-        sbo_loss, sbo_correct = self._cross_entropy(sbo_logits, sbo_targets)
+        # Summed CE in fp32 whatever the logits' dtype; backward reuses the logits' memory.
+        mlm_loss, mlm_correct = cross_entropy_in_place(mlm_logits, mlm_targets)
+        sbo_loss, sbo_correct = cross_entropy_in_place(sbo_logits, sbo_targets)
         loss = mlm_loss + self.sbo_weight * sbo_loss
 
         sample_size = mlm_targets.numel()
@@ -52,8 +55,8 @@ class SpanBertLoss(FairseqCriterion):
             "loss": loss.data,
             "mlm_loss": mlm_loss.data,
             "sbo_loss": sbo_loss.data,
-            "mlm_correct": mlm_correct,
-            "sbo_correct": sbo_correct,
+            "mlm_correct": mlm_correct.data,
+            "sbo_correct": sbo_correct.data,
             "mlm_targets": mlm_targets.numel(),
             "sbo_targets": sbo_targets.numel(),
             "ntokens": sample["ntokens"],
@@ -61,16 +64,6 @@ class SpanBertLoss(FairseqCriterion):
             "sample_size": sample_size,
         }
         return loss, sample_size, logging_output
-
-    def _cross_entropy(self, logits, targets):
-        """Summed CE and the number of correct argmax predictions.
-
-        fairseq's cross_entropy takes the log-softmax in fp32 even for fp16 logits (fused in apex
-        when installed), without an fp32 copy of the logits.
-        """
-        loss = modules.cross_entropy(logits, targets, reduction="sum")
-        correct = (logits.argmax(dim=-1) == targets).sum().data
-        return loss, correct
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:

@@ -1,9 +1,9 @@
 """The two pretraining heads: BERT's MLM head and SpanBERT's span boundary objective (SBO) head.
 
-Both project to the vocabulary through the word embedding matrix (tied): the matrix is passed to
-`forward`, not stored, so the state dict has no copy of it (docs/DESIGN.md). Each head keeps its
-own output bias. Both run on the rows they are given — the masked positions and the SBO targets —
-never on the whole sequence.
+Each head maps the rows it is given (the masked positions, the SBO targets; never the whole
+sequence) to hidden states; `project_to_vocabulary` turns both heads' states into logits through
+the word embedding matrix (tied, so the state dict holds no copy of it: docs/DESIGN.md), each head
+with its own output bias.
 """
 
 import torch
@@ -21,9 +21,8 @@ class MlmHead(nn.Module):
         self.layer_norm = LayerNorm(dim, eps=eps)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, features, embed_weight):  # N x C, V x C -> N x V
-        x = self.layer_norm(F.gelu(self.dense(features)))
-        return F.linear(x, embed_weight, self.bias)
+    def forward(self, features):  # N x C -> N x C, before the tied projection
+        return self.layer_norm(F.gelu(self.dense(features)))
 
 
 class MlpWithLayerNorm(nn.Module):
@@ -54,6 +53,36 @@ class SboHead(nn.Module):
         self.mlp = MlpWithLayerNorm(2 * dim + position_dim, dim, eps)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 
-    def forward(self, left, right, span_index, embed_weight):  # N x C, N x C, N -> N x V
-        x = torch.cat([left, right, self.position_embeddings(span_index)], dim=-1)
-        return F.linear(self.mlp(x), embed_weight, self.bias)
+    def forward(self, left, right, span_index):  # N x C, N x C, N -> N x C, before the tied projection
+        return self.mlp(torch.cat([left, right, self.position_embeddings(span_index)], dim=-1))
+
+
+def project_to_vocabulary(embed_weight, heads):
+    """[(rows N_i x C, bias V)] -> [logits N_i x V]: every head's rows times the tied V x C matrix."""
+    flat = [t for rows_and_bias in heads for t in rows_and_bias]
+    return list(_TiedProjection.apply(embed_weight, *flat))
+
+
+class _TiedProjection(torch.autograd.Function):
+    """All heads' projections in one node, so backward sums the heads' V x C gradients into one
+    buffer (addmm_) instead of allocating one per head for autograd to add up."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(ctx, weight, *rows_and_biases):
+        rows = rows_and_biases[0::2]
+        ctx.save_for_backward(weight, *rows)
+        return tuple(torch.addmm(bias, x, weight.t()) for x, bias in zip(rows, rows_and_biases[1::2]))
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, *grad_logits):
+        weight, *rows = ctx.saved_tensors
+        grad_weight, grads = None, []
+        for x, g in zip(rows, grad_logits):
+            if g is None:  # this head's logits did not reach the loss
+                grads += [None, None]
+                continue
+            grad_weight = g.t() @ x if grad_weight is None else grad_weight.addmm_(g.t(), x)
+            grads += [g @ weight, g.sum(0)]
+        return grad_weight, *grads

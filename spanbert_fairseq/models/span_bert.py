@@ -18,7 +18,7 @@ from fairseq.models import (
 
 from ..interop.vocabulary import check_vocabulary_size
 from .bert_encoder import BertBody, init_bert_weights
-from .heads import MlmHead, SboHead
+from .heads import MlmHead, SboHead, project_to_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -95,14 +95,15 @@ class SpanBertEncoder(FairseqEncoder):
         sbo_rows = None if pair_target_mask is None else self._sbo_rows(pairs, pair_target_mask, T)
 
         features = self.bert(src_tokens, attn_mask).flatten(0, 1)  # (B*T) x C
-        mlm_logits = sbo_logits = None
+        heads = []
         if mlm_rows is not None:
-            mlm_logits = self.mlm_head(features[mlm_rows], self.embed_weight)
+            heads.append((self.mlm_head(features[mlm_rows]), self.mlm_head.bias))
         if sbo_rows is not None:
             left_rows, right_rows, span_index = sbo_rows
-            sbo_logits = self.sbo_head(
-                features[left_rows], features[right_rows], span_index, self.embed_weight
-            )
+            heads.append((self.sbo_head(features[left_rows], features[right_rows], span_index), self.sbo_head.bias))
+        logits = project_to_vocabulary(self.embed_weight, heads)
+        mlm_logits = logits.pop(0) if mlm_rows is not None else None
+        sbo_logits = logits.pop(0) if sbo_rows is not None else None
         return mlm_logits, sbo_logits
 
     def _sbo_rows(self, pairs, pair_target_mask, seq_len):

@@ -67,7 +67,8 @@ def reference_losses(model, sample, pad):
     features = model.extract_features(sample["net_input"]["src_tokens"])
     W = enc.embed_weight
     masked = sample["target"].ne(pad)
-    mlm = F.cross_entropy(enc.mlm_head(features, W)[masked], sample["target"][masked], reduction="sum")
+    mlm_logits = F.linear(enc.mlm_head(features[masked]), W, enc.mlm_head.bias)
+    mlm = F.cross_entropy(mlm_logits, sample["target"][masked], reduction="sum")
     sbo = torch.zeros(())
     for b, k, i in sample["pair_targets"].ne(pad).nonzero().tolist():
         left, right = sample["net_input"]["pairs"][b, k]
