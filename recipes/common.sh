@@ -84,9 +84,9 @@ fp16_flag() {
 
 report_apex() {
   if python3 -c "import apex" 2>/dev/null; then
-    note "apex found: fairseq uses its fused LayerNorm, Adam and softmax cross-entropy"
+    note "apex found: fairseq uses its fused LayerNorm and Adam"
   else
-    note "apex not installed: PyTorch kernels (install NVIDIA apex for fused LayerNorm/Adam/cross-entropy)"
+    note "apex not installed: PyTorch kernels (install NVIDIA apex for fused LayerNorm/Adam)"
   fi
 }
 
