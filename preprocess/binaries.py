@@ -1,26 +1,52 @@
 """Writing fairseq mmap datasets in bulk, and putting a finished output directory in place.
 
 The .bin holds the items back to back in fairseq's dtype for the vocabulary size; the .idx is
-written by fairseq's own `MMapIndexedDataset.Index.writer`. Items: one per line (its ids, then
-eos), and between two documents an item holding eos alone -- byte for byte what
-`fairseq-preprocess --only-source --dataset-impl mmap` writes from the same pieces.
+fairseq's mmap index, written here without importing fairseq (which would import torch and cost
+seconds a run). Items: one per line (its ids, then eos), and between two documents an item
+holding eos alone -- byte for byte what `fairseq-preprocess --only-source --dataset-impl mmap`
+writes from the same pieces.
 """
 
 import os
 import re
 import shutil
+import struct
 import tempfile
 
 import numpy as np
-from fairseq.data.indexed_dataset import MMapIndexedDataset, best_fitting_int_dtype
-
-from spanbert_fairseq.data.dictionary import BertDictionary, VocabularyError
 
 from . import PreprocessError
+from .vocabulary import Vocabulary, VocabularyError
+
+# fairseq 0.12.3's mmap index (fairseq/data/indexed_dataset.py: MMapIndexedDataset.Index.writer):
+# magic, then little-endian version, dtype code, item count; then the item sizes (int32) and
+# each item's byte offset in the .bin (int64).
+INDEX_MAGIC = b"MMIDIDX\x00\x00"
+INDEX_HEADER = struct.Struct("<QBQ")
+INDEX_VERSION = 1
+DTYPE_CODES = {np.uint16: 8, np.uint32: 9, np.int64: 5}  # _code_to_dtype, for best_fitting_int_dtype's picks
 
 OUTPUT_FILES = ("train.bin", "train.idx", "valid.bin", "valid.idx", "vocab.txt", "tokenizer.json", "spm.model")
 SHARD_DIR = re.compile(r"shard\d+$")
 BOUNDARY = -1  # marks a document-boundary item in an item list
+
+
+def best_fitting_int_dtype(vocab_size):
+    """fairseq's token dtype for a vocabulary of `vocab_size` (indexed_dataset.best_fitting_int_dtype)."""
+    if vocab_size < 65500:
+        return np.uint16
+    if vocab_size < 4294967295:
+        return np.uint32
+    return np.int64
+
+
+def write_index(path, dtype, sizes):
+    """The .idx of items of `sizes` tokens (int32 array) of `dtype`, stored back to back."""
+    item_bytes = sizes.astype(np.int64) * np.dtype(dtype).itemsize
+    with open(path, "wb") as f:
+        f.write(INDEX_MAGIC + INDEX_HEADER.pack(INDEX_VERSION, DTYPE_CODES[dtype], len(sizes)))
+        f.write(sizes.tobytes())
+        f.write((np.cumsum(item_bytes) - item_bytes).tobytes())
 
 
 def _concat_ranges(starts, lengths):
@@ -66,8 +92,7 @@ class DatasetWriter:
     def close(self):
         self.data.close()
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
-        with MMapIndexedDataset.Index.writer(self.prefix + ".idx", self.dtype) as index:
-            index.write(sizes.tolist())  # Python ints: fairseq sums them into 64-bit byte offsets
+        write_index(self.prefix + ".idx", self.dtype, sizes)
 
 
 def existing_symbols(directory):
@@ -83,7 +108,7 @@ def existing_symbols(directory):
     symbols = set()
     for path in found:
         try:
-            symbols.add(tuple(BertDictionary.load(path).symbols))
+            symbols.add(tuple(Vocabulary.load(path).symbols))
         except (VocabularyError, UnicodeDecodeError, OSError):
             symbols.add(("<unreadable>", path))
     return symbols

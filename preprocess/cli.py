@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import PreprocessError
+from . import PreprocessError, vocab
+from .binaries import DatasetWriter, StagedOutput, check_output_dir
 from .text_input import TextReader, check_input_files
 
 # A batch handed to the tokenizer at once: large enough to keep every worker busy.
@@ -40,13 +41,13 @@ def get_parser():
     )
     p.add_argument("inputs", nargs="+", metavar="FILE", help="training text: .txt or .gz, UTF-8")
     p.add_argument("--destdir", required=True, help="output directory")
-    vocab = p.add_mutually_exclusive_group(required=True)
-    vocab.add_argument("--vocab", metavar="FILE",
-                       help="a BERT WordPiece vocab.txt (ids = line numbers) or a SentencePiece .model")
-    vocab.add_argument("--train-wordpiece", type=int, metavar="SIZE",
-                       help="train a WordPiece vocabulary of at most SIZE tokens on the training text")
-    vocab.add_argument("--train-sentencepiece", type=int, metavar="SIZE",
-                       help="train a unigram SentencePiece model of SIZE pieces on the training text")
+    vocab_source = p.add_mutually_exclusive_group(required=True)
+    vocab_source.add_argument("--vocab", metavar="FILE",
+                              help="a BERT WordPiece vocab.txt (ids = line numbers) or a SentencePiece .model")
+    vocab_source.add_argument("--train-wordpiece", type=int, metavar="SIZE",
+                              help="train a WordPiece vocabulary of at most SIZE tokens on the training text")
+    vocab_source.add_argument("--train-sentencepiece", type=int, metavar="SIZE",
+                              help="train a unigram SentencePiece model of SIZE pieces on the training text")
     p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
                    help="lowercase and strip accents before WordPiece (default: as the vocab.txt implies -- "
                    "uncased if it has no uppercase token; off when training)")
@@ -132,16 +133,13 @@ class Progress:
 
 
 def make_encoder(args):
-    from . import vocab
-
     if args.vocab and args.vocab.endswith(".model"):
         return vocab.load_sentencepiece(args.vocab, args.workers)
     if args.vocab:
         return vocab.load_wordpiece(args.vocab, args.lowercase)
-    line_batches = training_text(args)
     if args.train_wordpiece:
-        return vocab.train_wordpiece(line_batches, args.train_wordpiece, bool(args.lowercase))
-    return vocab.train_sentencepiece(line_batches, args.train_sentencepiece, args.workers)
+        return vocab.train_wordpiece(lambda: training_text(args), args.train_wordpiece, bool(args.lowercase))
+    return vocab.train_sentencepiece(training_text(args), args.train_sentencepiece, args.workers)
 
 
 def training_text(args):
@@ -163,8 +161,6 @@ class Stats:
 
 def open_writers(root, args, dictionary):
     """(shard directories, one train writer per shard, the valid writer or None) under `root`."""
-    from .binaries import DatasetWriter
-
     dirs = [root] if args.shards == 1 else [os.path.join(root, f"shard{i}") for i in range(args.shards)]
     for d in dirs:
         os.makedirs(d, exist_ok=True)
@@ -283,12 +279,9 @@ def set_workers(workers):
 def run(args):
     start = time.time()
     set_workers(args.workers)
-    # Bad paths are reported before the imports of fairseq and torch, which take seconds.
     check_input_files(args.inputs + (args.valid or []) + ([args.vocab] if args.vocab else []))
     if os.path.exists(args.destdir) and not os.path.isdir(args.destdir):
         raise PreprocessError(f"{args.destdir}: exists and is not a directory")
-    from .binaries import StagedOutput, check_output_dir
-
     encoder = make_encoder(args)
     check_output_dir(args.destdir, encoder.dictionary, args.force)
     staged = StagedOutput(args.destdir)

@@ -1,6 +1,6 @@
 """Vocabularies and batched tokenizers: a given or trained WordPiece, or a SentencePiece model.
 
-Every encoder pairs a Rust/C++ tokenizer with the BertDictionary built from the same token list,
+Every encoder pairs a Rust/C++ tokenizer with the Vocabulary built from the same token list,
 so token ids are dictionary ids (= vocab.txt / dict.txt line numbers) by construction.
 Special tokens are never produced from raw text: "[SEP]" typed in a document is ordinary text.
 """
@@ -13,9 +13,8 @@ import numpy as np
 import sentencepiece as spm
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from spanbert_fairseq.data.dictionary import SPECIAL_TOKENS, BertDictionary, VocabularyError
-
 from . import PreprocessError
+from .vocabulary import SPECIAL_TOKENS, Vocabulary, VocabularyError
 
 # Specials in the order trained vocabularies place them: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
 WORDPIECE_SPECIALS = [names[0] for names in SPECIAL_TOKENS.values()]
@@ -32,9 +31,9 @@ def _flatten(id_lists):
 
 
 def _load_dictionary(f):
-    """BertDictionary.load, its VocabularyError (missing specials, duplicates) as a PreprocessError."""
+    """Vocabulary.load, its VocabularyError (missing specials, duplicates) as a PreprocessError."""
     try:
-        return BertDictionary.load(f)
+        return Vocabulary.load(f)
     except VocabularyError as e:
         raise PreprocessError(str(e)) from None
     except UnicodeDecodeError as e:
@@ -54,8 +53,16 @@ def vocab_is_cased(dictionary):
     )
 
 
+def _bert_tokenizer(model, lowercase):
+    tokenizer = Tokenizer(model)
+    # BERT's normalizer: strips accents exactly when it lowercases, as BERT uncased does.
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tokenizer
+
+
 class WordPieceEncoder:
-    """BERT's tokenization (normalizer, pre-tokenizer, WordPiece) over a BertDictionary's tokens."""
+    """BERT's tokenization (normalizer, pre-tokenizer, WordPiece) over a Vocabulary's tokens."""
 
     def __init__(self, dictionary, lowercase):
         self.dictionary, self.lowercase = dictionary, lowercase
@@ -64,10 +71,7 @@ class WordPieceEncoder:
             unk_token=dictionary.unk_word,
             max_input_chars_per_word=MAX_WORD_CHARS,
         )
-        self.tokenizer = Tokenizer(model)
-        # BERT's normalizer: strips accents exactly when it lowercases, as BERT uncased does.
-        self.tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-        self.tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self.tokenizer = _bert_tokenizer(model, lowercase)
 
     def encode(self, lines):
         encodings = self.tokenizer.encode_batch_fast(lines, add_special_tokens=False)
@@ -121,18 +125,33 @@ def load_sentencepiece(model_path, workers):
         raise PreprocessError(f"{model_path}: not a SentencePiece model: {e}") from None
 
 
-def train_wordpiece(line_batches, size, lowercase):
-    """Train a WordPiece vocab of at most `size` tokens; the 5 BERT specials take ids 0-4."""
-    tokenizer = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=size, special_tokens=WORDPIECE_SPECIALS, show_progress=False
-    )
-    tokenizer.train_from_iterator(line_batches, trainer=trainer)
-    vocab = tokenizer.get_vocab()
+def train_wordpiece(read_line_batches, size, lowercase):
+    """Train a WordPiece vocab of at most `size` tokens; the 5 BERT specials take ids 0-4.
+
+    `read_line_batches()` starts a fresh pass over the training lines; training takes two. The
+    tokenizers trainer numbers continuation pieces ("##e") in hash-map order, and merges of equal
+    count are then chosen by those numbers, so the same text could give different vocabularies
+    (huggingface/tokenizers#1794). Naming every continuation piece up front, sorted, fixes their
+    numbers and makes the vocabulary a function of the text alone.
+    """
+    pinned = WORDPIECE_SPECIALS + _continuation_pieces(read_line_batches(), lowercase)
+    vocab = _train_bert_wordpiece(read_line_batches(), size, lowercase, pinned)
     tokens = sorted(vocab, key=vocab.get)
     return WordPieceEncoder(_dictionary_from_tokens(tokens, "<trained WordPiece>"), lowercase)
+
+
+def _continuation_pieces(line_batches, lowercase):
+    """Sorted "##c" for every character c the trainer would see inside a word."""
+    # A budget of 0 stops the trainer before any merge: the vocab is the alphabet and its "##" forms.
+    vocab = _train_bert_wordpiece(line_batches, 0, lowercase, WORDPIECE_SPECIALS)
+    return sorted(token for token in vocab if token.startswith("##"))
+
+
+def _train_bert_wordpiece(line_batches, size, lowercase, special_tokens):
+    tokenizer = _bert_tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]), lowercase)
+    trainer = trainers.WordPieceTrainer(vocab_size=size, special_tokens=special_tokens, show_progress=False)
+    tokenizer.train_from_iterator(line_batches, trainer=trainer)
+    return tokenizer.get_vocab()
 
 
 def train_sentencepiece(line_batches, size, workers):

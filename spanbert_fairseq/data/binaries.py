@@ -7,10 +7,11 @@ the index matches the data file, every id fits the dictionary, every line ends w
 
 import logging
 import os
-import struct
 
 import numpy as np
 from fairseq.data import indexed_dataset
+
+from spanbert_preprocess.binaries import INDEX_HEADER, INDEX_MAGIC, INDEX_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,6 @@ logger = logging.getLogger(__name__)
 # ~0.1. Splits under 50k tokens are too small for their frequencies to say much.
 _MIN_COUNT_SIMILARITY = 0.5
 _MIN_TOKENS_FOR_COUNT_CHECK = 50_000
-_MAGIC = b"MMIDIDX\x00\x00"  # fairseq's MMapIndexedDataset.Index header
 _CHECK_CHUNK = 1 << 24  # tokens per step when scanning ids, to bound memory
 
 
@@ -119,13 +119,11 @@ def count_similarity(dictionary, counts):
 def _read_index(path):
     """-> (dtype, sizes (lines,) int32, pointers (lines,) int64 byte offsets) of a fairseq mmap .idx."""
     with open(path, "rb") as f:
-        header = f.read(len(_MAGIC) + 8 + 1 + 8)
-        if len(header) < len(_MAGIC) + 17 or header[: len(_MAGIC)] != _MAGIC:
+        header = f.read(len(INDEX_MAGIC) + INDEX_HEADER.size)
+        if len(header) < len(INDEX_MAGIC) + INDEX_HEADER.size or not header.startswith(INDEX_MAGIC):
             raise BinaryDataError(f"{path}: not a fairseq mmap index (bad header); use --dataset-impl mmap")
-        (version,) = struct.unpack("<Q", header[9:17])
-        code = header[17]
-        (count,) = struct.unpack("<Q", header[18:26])
-        if version != 1 or code not in indexed_dataset._code_to_dtype:
+        version, code, count = INDEX_HEADER.unpack(header[len(INDEX_MAGIC):])
+        if version != INDEX_VERSION or code not in indexed_dataset._code_to_dtype:
             raise BinaryDataError(f"{path}: unsupported index version {version} or dtype code {code}")
         body = np.fromfile(f, dtype=np.uint8)
     if body.size != count * 12:

@@ -1,118 +1,28 @@
-"""The vocabulary: a fairseq Dictionary whose ids are the vocab file's line numbers.
+"""The vocabulary as a fairseq Dictionary: ids are the vocab file's line numbers.
 
-SpanBERT kept BERT's own ids ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103 in BERT
-cased), so released checkpoints load with no remapping. fairseq's own Dictionary prepends
-<s> <pad> </s> <unk>, which would shift every id; this one does not.
+Loading, the specials and the word-start table live in the fairseq-free
+`spanbert_preprocess.vocabulary` (spanbert-preprocess must not import fairseq); this module adds
+fairseq's `Dictionary` and only the overrides that keep the ids fixed.
 """
 
 import os
 
-import numpy as np
 from fairseq.data import Dictionary
 
-# Role -> accepted spellings. WordPiece (BERT) names first, then SentencePiece/fairseq names.
-SPECIAL_TOKENS = {
-    "pad": ("[PAD]", "<pad>"),
-    "unk": ("[UNK]", "<unk>"),
-    "cls": ("[CLS]", "<s>"),
-    "sep": ("[SEP]", "</s>"),
-    "mask": ("[MASK]", "<mask>"),
-}
-WORDPIECE_CONTINUATION = "##"  # a WordPiece that continues the previous word starts with this
-SENTENCEPIECE_WORD_START = "\u2581"  # "▁": a SentencePiece that starts a word starts with this
+from spanbert_preprocess.vocabulary import (  # noqa: F401  (re-exported: the plugin imports them from here)
+    SENTENCEPIECE_WORD_START,
+    SPECIAL_TOKENS,
+    WORDPIECE_CONTINUATION,
+    Vocabulary,
+    VocabularyError,
+)
 
 
-class VocabularyError(ValueError):
-    pass
+class BertDictionary(Vocabulary, Dictionary):
+    """A `Vocabulary` that fairseq can use as its Dictionary (string(), encode_line() ...).
 
-
-class BertDictionary(Dictionary):
-    """Ids equal line numbers of dict.txt (or vocab.txt); specials found by name.
-
-    `bos()` is [CLS] and `eos()` is [SEP], so fairseq code that prepends bos / appends eos
-    (fairseq-preprocess appends eos to every line) writes BERT's own markers.
+    `Vocabulary` comes first, so its constructor, `load` and `save` replace fairseq's.
     """
-
-    def __init__(self):
-        self.symbols, self.count, self.indices = [], [], {}
-        self.nspecial = 0
-        self.bos_word = self.unk_word = self.pad_word = self.eos_word = self.mask_word = None
-        self.bos_index = self.unk_index = self.pad_index = self.eos_index = self.mask_index = None
-
-    @classmethod
-    def load(cls, f):
-        """Read `dict.txt` ("token count" lines) or a BERT `vocab.txt` (one token a line)."""
-        d = cls()
-        path = f if isinstance(f, str) else getattr(f, "name", "<stream>")
-        if isinstance(f, str):
-            with open(f, encoding="utf-8") as fh:
-                lines = fh.read().split("\n")
-        else:
-            lines = f.read().split("\n")
-        if lines and lines[-1] == "":
-            lines.pop()
-        for lineno, line in enumerate(lines, 1):
-            token, count = _parse_vocab_line(line)
-            if token in d.indices:
-                raise VocabularyError(f"{path}:{lineno}: duplicate vocabulary entry {token!r}")
-            d.indices[token] = len(d.symbols)
-            d.symbols.append(token)
-            d.count.append(count)
-        d._bind_specials(path)
-        return d
-
-    def _bind_specials(self, path):
-        found = {role: _find_special(self.indices, names) for role, names in SPECIAL_TOKENS.items()}
-        missing = [names[0] for role, names in SPECIAL_TOKENS.items() if found[role] is None]
-        if missing:
-            raise VocabularyError(
-                f"{path}: vocabulary lacks the special tokens {', '.join(missing)} "
-                f"(need one of {dict((r, n) for r, n in SPECIAL_TOKENS.items())})"
-            )
-        self.pad_index, self.unk_index = found["pad"], found["unk"]
-        self.bos_index, self.eos_index = found["cls"], found["sep"]
-        self.mask_index = found["mask"]
-        self.pad_word, self.unk_word = self.symbols[self.pad_index], self.symbols[self.unk_index]
-        self.bos_word, self.eos_word = self.symbols[self.bos_index], self.symbols[self.eos_index]
-        self.mask_word = self.symbols[self.mask_index]
-
-    def cls(self):
-        return self.bos_index
-
-    def sep(self):
-        return self.eos_index
-
-    def mask(self):
-        return self.mask_index
-
-    def special_ids(self):
-        return sorted({self.pad_index, self.unk_index, self.bos_index, self.eos_index, self.mask_index})
-
-    def is_sentencepiece(self):
-        return any(s.startswith(SENTENCEPIECE_WORD_START) for s in self.symbols)
-
-    def word_start_table(self):
-        """bool array over the vocabulary: True where a token begins a new word.
-
-        WordPiece: every token but `##` continuations. SentencePiece: tokens starting with `▁`.
-        Specials count as word starts so a span never extends into them.
-        """
-        if self.is_sentencepiece():
-            starts = [s.startswith(SENTENCEPIECE_WORD_START) for s in self.symbols]
-        else:
-            starts = [not s.startswith(WORDPIECE_CONTINUATION) for s in self.symbols]
-        table = np.array(starts, dtype=bool)
-        table[self.special_ids()] = True
-        return table
-
-    def save(self, f):
-        """Write dict.txt with one line per id, in id order, so a reload keeps every id."""
-        if isinstance(f, str):
-            os.makedirs(os.path.dirname(os.path.abspath(f)), exist_ok=True)
-            with open(f, "w", encoding="utf-8") as fh:
-                return self.save(fh)
-        for sym, count in zip(self.symbols, self.count):
-            print(f"{sym} {count}", file=f)
 
     def add_symbol(self, word, n=1, overwrite=False):
         if word in self.indices:
@@ -126,21 +36,6 @@ class BertDictionary(Dictionary):
 
     def pad_to_multiple_(self, padding_factor):
         """Never grow: the embedding rows must match the vocab file exactly."""
-
-
-def _parse_vocab_line(line):
-    line = line.rstrip("\r")
-    token, sep, count = line.rpartition(" ")
-    if sep and count.lstrip("-").isdigit() and token:
-        return token, int(count)
-    return line, 1
-
-
-def _find_special(indices, names):
-    for name in names:
-        if name in indices:
-            return indices[name]
-    return None
 
 
 def load_dictionary(path):

@@ -3,11 +3,14 @@
 import filecmp
 
 import numpy as np
+import pytest
 import torch
-from fairseq.data.indexed_dataset import MMapIndexedDatasetBuilder, best_fitting_int_dtype
+from fairseq.data import indexed_dataset
+from fairseq.data.indexed_dataset import MMapIndexedDataset, MMapIndexedDatasetBuilder, best_fitting_int_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spanbert_preprocess import binaries
 from spanbert_preprocess.binaries import DatasetWriter
 
 EOS = 3
@@ -59,6 +62,11 @@ def write_fairseq(prefix, batches_of_docs, vocab_size):
     builder.finalize(f"{prefix}.idx")
 
 
+def assert_same_files(tmp_path):
+    for ext in ("bin", "idx"):
+        assert filecmp.cmp(tmp_path / f"ours.{ext}", tmp_path / f"theirs.{ext}", shallow=False), ext
+
+
 @settings(max_examples=60, deadline=None)
 @given(batches_of_docs=batches, vocab_size=st.sampled_from([30_522, 70_001]))
 def test_bulk_writer_matches_fairseq_builder(tmp_path_factory, batches_of_docs, vocab_size):
@@ -67,8 +75,7 @@ def test_bulk_writer_matches_fairseq_builder(tmp_path_factory, batches_of_docs, 
     tmp = tmp_path_factory.mktemp("bin")
     writer = write_ours(tmp / "ours", batches_of_docs, vocab_size)
     write_fairseq(tmp / "theirs", batches_of_docs, vocab_size)
-    for ext in ("bin", "idx"):
-        assert filecmp.cmp(tmp / f"ours.{ext}", tmp / f"theirs.{ext}", shallow=False), ext
+    assert_same_files(tmp)
     docs = [doc for batch in batches_of_docs for doc in batch]
     assert writer.documents == len(docs)
     assert writer.tokens == sum(len(line) for doc in docs for line in doc)
@@ -79,4 +86,35 @@ def test_uint16_for_bert_sized_vocabularies(tmp_path):
     write_ours(tmp_path / "ours", [docs], 30_522)
     write_fairseq(tmp_path / "theirs", [docs], 30_522)
     assert (tmp_path / "ours.bin").stat().st_size == 2 * (3 + 1 + 1 + 2 + 1)
+    assert_same_files(tmp_path)
+
+
+@pytest.mark.parametrize("vocab_size", [30_522, 70_001])
+def test_empty_dataset_matches_fairseq_builder(tmp_path, vocab_size):
+    write_ours(tmp_path / "ours", [], vocab_size)
+    write_fairseq(tmp_path / "theirs", [], vocab_size)
+    assert_same_files(tmp_path)
+    assert len(MMapIndexedDataset.Index(str(tmp_path / "ours.idx"))) == 0  # fairseq cannot mmap the empty .bin
+
+
+def test_uint32_for_vocabularies_past_65500(tmp_path):
+    docs = [[[5, 70_000, 65_535, 65_536]], [[8], [9, 69_999]]]
+    write_ours(tmp_path / "ours", [docs], 70_001)
+    write_fairseq(tmp_path / "theirs", [docs], 70_001)
+    assert_same_files(tmp_path)
+    assert MMapIndexedDataset(str(tmp_path / "ours"))[0].tolist() == [5, 70_000, 65_535, 65_536, EOS]
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_499, 65_500, 70_001, 4_294_967_294, 4_294_967_295, 1 << 40])
+def test_dtype_choice_is_fairseqs(size):
+    assert binaries.best_fitting_int_dtype(size) is best_fitting_int_dtype(size)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])
+def test_index_matches_fairseq_index_writer(tmp_path, dtype):
+    sizes = np.array([3, 1, 0, 70_000, 2], dtype=np.int32)
+    binaries.write_index(str(tmp_path / "ours.idx"), dtype, sizes)
+    with MMapIndexedDataset.Index.writer(str(tmp_path / "theirs.idx"), dtype) as index:
+        index.write(sizes.tolist())
     assert filecmp.cmp(tmp_path / "ours.idx", tmp_path / "theirs.idx", shallow=False)
+    assert binaries.DTYPE_CODES[dtype] == indexed_dataset._dtype_header_code(dtype)
