@@ -372,7 +372,7 @@ def test_degenerate_block_is_masked_as_documented(masker_and_dictionary, kind):
 
 def test_batch_of_degenerate_blocks_trains_without_nan(masker_and_dictionary):
     """The collater and the model + criterion take a batch of only degenerate blocks."""
-    from fairseq import options, tasks
+    from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     from spanbert_fairseq.data.span_masked_dataset import collate_span_batch
