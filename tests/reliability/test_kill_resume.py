@@ -95,3 +95,17 @@ def test_killed_and_resumed_run_matches_uninterrupted_run_bitwise(tiny_data_dir,
         training_state(uninterrupted_dir / "checkpoint_last.pt"), training_state(tmp_path / "checkpoint_last.pt")
     )
     assert not diff, f"after kills {history}: final state differs in {len(diff)} tensors, e.g. {diff[:3]}"
+
+
+def test_resume_with_data_loader_workers_matches_uninterrupted_run_bitwise(tiny_data_dir, tmp_path, uninterrupted_dir):
+    # Masks are keyed on (seed, epoch, index), and the epoch reaches worker processes through shared
+    # memory: two workers, stopped in epoch 2 and resumed, must see the batches a worker-less run saw.
+    workers = ["--num-workers", "2"]
+    stopped = run_to_end(train_command(tiny_data_dir, tmp_path, extra=[*workers, "--max-update", "30"]))
+    assert stopped.proc.returncode == 0 and stopped.updates_seen() == 30, stopped.output[-3000:]
+    resumed = run_to_end(train_command(tiny_data_dir, tmp_path, extra=workers))
+    assert resumed.proc.returncode == 0 and resumed_from(resumed) == 30, resumed.output[-3000:]
+    diff = differing_tensors(
+        training_state(uninterrupted_dir / "checkpoint_last.pt"), training_state(tmp_path / "checkpoint_last.pt")
+    )
+    assert not diff, f"workers 2, resumed at 30: final state differs in {len(diff)} tensors, e.g. {diff[:3]}"
