@@ -68,14 +68,12 @@ class _TiedProjection(torch.autograd.Function):
     buffer (addmm_) instead of allocating one per head for autograd to add up."""
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, weight, *rows_and_biases):
         rows = rows_and_biases[0::2]
         ctx.save_for_backward(weight, *rows)
         return tuple(torch.addmm(bias, x, weight.t()) for x, bias in zip(rows, rows_and_biases[1::2]))
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, *grad_logits):
         weight, *rows = ctx.saved_tensors
         grad_weight, grads = None, []
@@ -83,6 +81,9 @@ class _TiedProjection(torch.autograd.Function):
             if g is None:  # this head's logits did not reach the loss
                 grads += [None, None]
                 continue
+            # Under autocast the logits (so g) are half while x and weight may be fp32; autograd
+            # casts each returned gradient back to its input's dtype.
+            x = x.to(g.dtype)
             grad_weight = g.t() @ x if grad_weight is None else grad_weight.addmm_(g.t(), x)
-            grads += [g @ weight, g.sum(0)]
+            grads += [g @ weight.to(g.dtype), g.sum(0)]
         return grad_weight, *grads

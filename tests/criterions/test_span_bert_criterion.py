@@ -134,3 +134,17 @@ def test_batch_without_targets_gives_zero_loss(dictionary, model):
     sample["pair_targets"] = torch.full((2, 0, P), dictionary.pad())
     loss, sample_size, log = criterion(dictionary)(model, sample)
     assert sample_size == 0 and float(loss.detach()) == 0.0
+
+
+def test_autocast_step_gives_fp32_loss_and_gradients(dictionary, model):
+    # The GPU benchmark's mixed precision (autocast), with CPU autocast's bf16: both heads' logits
+    # are half, the loss and every parameter gradient fp32 and finite.
+    sample = contract_batch(dictionary, SPANS, [14, 10])
+    model = SpanBertModel(model.cfg, SpanBertEncoder(model.cfg, dictionary)).train()  # own copy: grads, train mode
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _, _ = criterion(dictionary)(model, sample)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+    assert model.encoder.embed_weight.grad.abs().sum() > 0

@@ -44,3 +44,18 @@ def test_empty_head():
     (logits.sum() + none.sum()).backward()
     torch.testing.assert_close(empty_bias.grad, torch.zeros(7, dtype=torch.float64))
     torch.testing.assert_close(weight.grad, torch.ones(4, 7, dtype=torch.float64).t() @ rows.detach())
+
+
+def test_autocast_gradients_reach_fp32_parameters():
+    # Mixed precision as the GPU benchmark runs it (autocast; bf16 here, as CPU autocast has it):
+    # half logits, fp32 weights and rows; every gradient comes back in its parameter's dtype.
+    weight, rows, bias, other_rows, other_bias = (t.float().detach().requires_grad_() for t in
+                                                  leaves((11, 4), (3, 4), (11,), (5, 4), (11,), seed=3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = project_to_vocabulary(weight, [(rows, bias), (other_rows, other_bias)])
+    assert all(t.dtype == torch.bfloat16 for t in logits)
+    sum(t.float().sum() for t in logits).backward()
+    for param in (weight, rows, bias, other_rows, other_bias):
+        assert param.grad.dtype == torch.float32
+    torch.testing.assert_close(weight.grad, torch.ones(11, 8) @ torch.cat([rows, other_rows]).detach(),
+                               rtol=2e-2, atol=2e-2)
