@@ -59,6 +59,8 @@ class SboHead(nn.Module):
 
 def project_to_vocabulary(embed_weight, heads):
     """[(rows N_i x C, bias V)] -> [logits N_i x V]: every head's rows times the tied V x C matrix."""
+    if not heads:
+        return []
     flat = [t for rows_and_bias in heads for t in rows_and_bias]
     return list(_TiedProjection.apply(embed_weight, *flat))
 

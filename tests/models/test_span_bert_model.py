@@ -139,6 +139,7 @@ def test_empty_masks_give_empty_logits(dictionary):
         pair_target_mask=torch.zeros(1, 0, 15, dtype=torch.bool),
     )
     assert mlm_logits.shape == sbo_logits.shape == (0, len(dictionary))
+    assert model(tokens) == (None, None)  # no masks, no heads
 
 
 @pytest.mark.parametrize("arch,sizes", [
