@@ -3,6 +3,8 @@
 Each patch is contained to the fairseq function it fixes and is idempotent; users change no flags.
 """
 
+import contextlib
+import logging
 import types
 
 import torch
@@ -16,6 +18,21 @@ class _TorchForTrustedCheckpoints(types.ModuleType):
     def load(*args, **kwargs):
         kwargs.setdefault("weights_only", False)
         return torch.load(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def root_logging_kept():
+    """Undo what importing fairseq 0.12 does to the root logger: `logging.basicConfig(level=DEBUG)`
+    in wav2vec2_classification (INFO in the speech tasks), which made every library's debug lines
+    print for anyone who imports the plugin. (fairseq-train has imported fairseq before the plugin,
+    so there this changes nothing.)"""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def apply_fairseq_patches():

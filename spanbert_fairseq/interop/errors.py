@@ -1,6 +1,5 @@
 """The one error type of the interop tools, and how the CLIs show it: a message, no traceback."""
 
-import logging
 import sys
 
 from spanbert_fairseq.data.dictionary import VocabularyError
@@ -12,9 +11,6 @@ class InteropError(ValueError):
 
 def run_cli(prog, main_fn):
     """Run `main_fn()`; print a user error as `prog: error: ...` and exit 2 (argparse's code)."""
-    # Importing fairseq sets the root logger to DEBUG (fairseq/models/wav2vec/
-    # wav2vec2_classification.py); a conversion tool should show warnings only.
-    logging.getLogger().setLevel(logging.WARNING)
     try:
         main_fn()
     except (InteropError, VocabularyError, FileNotFoundError) as e:
