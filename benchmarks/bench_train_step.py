@@ -448,9 +448,8 @@ def parse_args(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (else from its name)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory children")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps per memory child after warm-up")
-    parser.add_argument("--corpus-mb", type=float, default=1.0, help="pydoc prose for the batches")
-    parser.add_argument("--data-dir", default=None, help="span_bert binaries (built from pydoc if absent)")
-    parser.add_argument("--work-dir", default=None)
+    benchlib.add_data_args(parser)
+    parser.set_defaults(corpus_mb=1.0)  # 1 MB of pydoc prose: the batches take the longest blocks
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--child-side", help=argparse.SUPPRESS)
     parser.add_argument("--child-dims", help=argparse.SUPPRESS)
@@ -464,11 +463,10 @@ def parse_args(argv=None):
 
 
 def prepare_data(args):
+    """The binaries, and a --work-dir that always exists: the memory children's samples go there."""
     args.work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="bench_train_step_"))
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    if args.data_dir is None:
-        corpus = benchlib.write_corpus(args.work_dir / "corpus.txt", args.corpus_mb)
-        args.data_dir = benchlib.build_binaries(corpus, benchlib.bert_vocab_path(), args.work_dir / "data")
+    args.data_dir = benchlib.prepare_data(args, "bench_train_step_")
 
 
 def main(argv=None):
