@@ -1,15 +1,18 @@
-"""torch.hub entry point: torch.hub.load(REPO_DIR, "spanbert", source="local", model_dir=..., ...)."""
+"""torch.hub entry point, with RoBERTa's arguments:
+
+    torch.hub.load(REPO_DIR, "spanbert", "checkpoints", "checkpoint_best.pt", "data-bin/x", source="local")
+"""
 
 dependencies = ["torch", "fairseq", "tokenizers"]
 
 
-def spanbert(model_dir, checkpoint_file=None):
+def spanbert(model_name_or_path, checkpoint_file=None, data_name_or_path=None, **overrides):
     """A trained span_bert checkpoint with its tokenizer, as a `SpanBertHubInterface`.
 
-    model_dir holds the checkpoint and the vocabulary: dict.txt or vocab.txt, plus tokenizer.json /
-    vocab.txt (WordPiece) or spm.model (SentencePiece). Without checkpoint_file: checkpoint_best.pt,
-    else checkpoint_last.pt, else model.pt.
+    Without checkpoint_file: checkpoint_best.pt, else checkpoint_last.pt, else model.pt. The
+    vocabulary is found beside the checkpoint, else in data_name_or_path, else in the data
+    directory the checkpoint was trained on.
     """
     from spanbert_fairseq import SpanBertModel
 
-    return SpanBertModel.from_pretrained(model_dir, checkpoint_file=checkpoint_file)
+    return SpanBertModel.from_pretrained(model_name_or_path, checkpoint_file, data_name_or_path, **overrides)

@@ -126,9 +126,9 @@ def make_sides(blocks, dictionary, counts):
     import torch
     from fairseq.data import MaskTokensDataset
 
-    from spanbert_fairseq.data.span_masking import SpanMasker, SpanMaskingConfig
+    from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker
 
-    ours = SpanMasker(SpanMaskingConfig(), dictionary, unigram_counts=counts)
+    ours = SpanMasker(MaskingParams(), dictionary, unigram_counts=counts)
     authors = AuthorsSpanMasking(dictionary, np.concatenate(blocks[:50]))
     tensors = [torch.from_numpy(b) for b in blocks]
     src, tgt = MaskTokensDataset.apply_mask(

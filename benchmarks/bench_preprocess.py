@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchlib  # noqa: E402
 
-
 # ---------------------------------------------------------------------------- authors' shape
 _TOKENIZER = None
 

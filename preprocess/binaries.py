@@ -10,43 +10,19 @@ writes from the same pieces.
 import os
 import re
 import shutil
-import struct
 import tempfile
 
 import numpy as np
 
-from . import PreprocessError
-from .vocabulary import Vocabulary, VocabularyError
+from spanbert_text.files import fsync_path
+from spanbert_text.mmap_index import best_fitting_int_dtype, write_index
+from spanbert_text.vocabulary import Vocabulary, VocabularyError
 
-# fairseq 0.12.3's mmap index (fairseq/data/indexed_dataset.py: MMapIndexedDataset.Index.writer):
-# magic, then little-endian version, dtype code, item count; then the item sizes (int32) and
-# each item's byte offset in the .bin (int64).
-INDEX_MAGIC = b"MMIDIDX\x00\x00"
-INDEX_HEADER = struct.Struct("<QBQ")
-INDEX_VERSION = 1
-DTYPE_CODES = {np.uint16: 8, np.uint32: 9, np.int64: 5}  # _code_to_dtype, for best_fitting_int_dtype's picks
+from . import PreprocessError
 
 OUTPUT_FILES = ("train.bin", "train.idx", "valid.bin", "valid.idx", "vocab.txt", "tokenizer.json", "spm.model")
 SHARD_DIR = re.compile(r"shard\d+$")
 BOUNDARY = -1  # marks a document-boundary item in an item list
-
-
-def best_fitting_int_dtype(vocab_size):
-    """fairseq's token dtype for a vocabulary of `vocab_size` (indexed_dataset.best_fitting_int_dtype)."""
-    if vocab_size < 65500:
-        return np.uint16
-    if vocab_size < 4294967295:
-        return np.uint32
-    return np.int64
-
-
-def write_index(path, dtype, sizes):
-    """The .idx of items of `sizes` tokens (int32 array) of `dtype`, stored back to back."""
-    item_bytes = sizes.astype(np.int64) * np.dtype(dtype).itemsize
-    with open(path, "wb") as f:
-        f.write(INDEX_MAGIC + INDEX_HEADER.pack(INDEX_VERSION, DTYPE_CODES[dtype], len(sizes)))
-        f.write(sizes.tobytes())
-        f.write((np.cumsum(item_bytes) - item_bytes).tobytes())
 
 
 def _concat_ranges(starts, lengths):
@@ -109,7 +85,7 @@ def existing_symbols(directory):
     for path in found:
         try:
             symbols.add(tuple(Vocabulary.load(path).symbols))
-        except (VocabularyError, UnicodeDecodeError, OSError):
+        except (VocabularyError, OSError):
             symbols.add(("<unreadable>", path))
     return symbols
 
@@ -158,6 +134,13 @@ class StagedOutput:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self):
+        for directory, _, names in os.walk(self.path):  # durable before it becomes visible
+            for name in names:
+                fsync_path(os.path.join(directory, name))
+        self._move_into_place()
+        fsync_path(os.path.dirname(self.destination))
+
+    def _move_into_place(self):
         dest = self.destination
         if os.path.isdir(dest) and not os.listdir(dest):
             os.rmdir(dest)

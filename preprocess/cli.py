@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import PreprocessError, vocab
+from spanbert_text.errors import run_cli
+
+from . import PreprocessError, encoders
 from .binaries import DatasetWriter, StagedOutput, check_output_dir
 from .text_input import TextReader, check_input_files
 
@@ -134,12 +136,12 @@ class Progress:
 
 def make_encoder(args):
     if args.vocab and args.vocab.endswith(".model"):
-        return vocab.load_sentencepiece(args.vocab, args.workers)
+        return encoders.load_sentencepiece(args.vocab, args.workers)
     if args.vocab:
-        return vocab.load_wordpiece(args.vocab, args.lowercase)
+        return encoders.load_wordpiece(args.vocab, args.lowercase)
     if args.train_wordpiece:
-        return vocab.train_wordpiece(lambda: training_text(args), args.train_wordpiece, bool(args.lowercase))
-    return vocab.train_sentencepiece(training_text(args), args.train_sentencepiece, args.workers)
+        return encoders.train_wordpiece(lambda: training_text(args), args.train_wordpiece, bool(args.lowercase))
+    return encoders.train_sentencepiece(training_text(args), args.train_sentencepiece, args.workers)
 
 
 def training_text(args):
@@ -288,6 +290,9 @@ def run(args):
     try:
         stats = binarize(args, encoder, staged.path)
         staged.commit()
+    except KeyboardInterrupt:
+        staged.discard()
+        raise KeyboardInterrupt("nothing written") from None
     except BaseException:
         staged.discard()
         raise
@@ -295,16 +300,7 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        run(args)
-    except (PreprocessError, OSError) as e:
-        print(f"spanbert-preprocess: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("spanbert-preprocess: interrupted; nothing written", file=sys.stderr)
-        return 130
-    return 0
+    return run_cli("spanbert-preprocess", lambda argv: run(parse_args(argv)), argv)
 
 
 if __name__ == "__main__":

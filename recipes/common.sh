@@ -9,7 +9,9 @@
 #   SLURM         inside sbatch/salloc: one `srun` task per GPU; nodes and ranks from SLURM
 # DRY_RUN=1 prints the command without checking GPUs or running it.
 
-die() { echo "$RECIPE: error: $*" >&2; exit 2; }
+# Exit status as the console scripts: 1 for an input the user can fix, 2 for a wrong command line.
+die() { echo "$RECIPE: error: $*" >&2; exit 1; }
+usage() { echo "$RECIPE: usage: $*" >&2; exit 2; }
 note() { echo "$RECIPE: $*" >&2; }
 
 # DATA is a directory with dict.txt + train.{bin,idx} + valid.{bin,idx}, or one with shard0..N-1.
@@ -129,7 +131,7 @@ pretrain() {
   MAX_UPDATE=${MAX_UPDATE:-$4}
   local lr=${LR:-$5}
   shift 5
-  [[ $# -ge 1 ]] || die "usage: $RECIPE DATA [FAIRSEQ-TRAIN ARGS ...]"
+  [[ $# -ge 1 ]] || usage "$RECIPE DATA [FAIRSEQ-TRAIN ARGS ...]"
   local data
   data=$(resolve_data "$1")
   shift

@@ -17,10 +17,12 @@
 # BATCH_SIZE (32), UPDATE_FREQ (1), TOKENS_PER_SAMPLE (512), VALID_FRACTION (0.01), SEED (1).
 set -euo pipefail
 
-die() { echo "continue_pretrain.sh: error: $*" >&2; exit 2; }
+# Exit status as the console scripts: 1 for an input the user can fix, 2 for a wrong command line.
+die() { echo "continue_pretrain.sh: error: $*" >&2; exit 1; }
+usage() { echo "continue_pretrain.sh: usage: $*" >&2; exit 2; }
 run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 
-[[ $# -ge 3 ]] || die "usage: $0 CHECKPOINT OUT TEXT [TEXT ...] [-- FAIRSEQ-TRAIN ARGS ...]"
+[[ $# -ge 3 ]] || usage "$0 CHECKPOINT OUT TEXT [TEXT ...] [-- FAIRSEQ-TRAIN ARGS ...]"
 CHECKPOINT=$1 OUT=$2
 shift 2
 TEXTS=()

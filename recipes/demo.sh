@@ -16,7 +16,7 @@ VOCAB_SIZE=4000  # small: the corpus is 2 MB, and a small output layer trains fa
 START=$SECONDS
 
 step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - START)); }
-die() { echo "demo.sh: error: $*" >&2; exit 2; }
+die() { echo "demo.sh: error: $*" >&2; exit 1; }
 run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 
 step "1/5 environment: scripts/setup.sh"

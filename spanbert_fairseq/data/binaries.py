@@ -9,9 +9,8 @@ import logging
 import os
 
 import numpy as np
-from fairseq.data import indexed_dataset
 
-from spanbert_preprocess.binaries import INDEX_HEADER, INDEX_MAGIC, INDEX_VERSION
+from spanbert_text.mmap_index import BinaryDataError, read_index
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +21,6 @@ _MIN_TOKENS_FOR_COUNT_CHECK = 50_000
 _CHECK_CHUNK = 1 << 24  # tokens per step when scanning ids, to bound memory
 
 
-class BinaryDataError(ValueError):
-    """Binaries that cannot be used as they are; the message names the file."""
-
-
 class TokenFile:
     """`sizes` (lines,) int32 items lengths with eos; `starts` (lines,) int64 flat offsets; `tokens` flat."""
 
@@ -34,10 +29,10 @@ class TokenFile:
         self.idx_path, self.bin_path = prefix + ".idx", prefix + ".bin"
         missing = [p for p in (self.idx_path, self.bin_path) if not os.path.exists(p)]
         if missing:
-            raise FileNotFoundError(
+            raise BinaryDataError(
                 f"split {os.path.basename(prefix)!r} not found: missing {' and '.join(missing)}"
             )
-        self.dtype, self.sizes, pointers = _read_index(self.idx_path)
+        self.dtype, self.sizes, pointers = read_index(self.idx_path)
         if len(self.sizes) == 0:
             raise BinaryDataError(f"{self.idx_path}: empty split (0 lines); remove the shard or re-run preprocessing")
         if self.sizes.min() < 1:
@@ -114,20 +109,3 @@ def count_similarity(dictionary, counts):
     if expected.std() == 0 or not observed.any():
         return None
     return float(expected @ observed / (np.linalg.norm(expected) * np.linalg.norm(observed)))
-
-
-def _read_index(path):
-    """-> (dtype, sizes (lines,) int32, pointers (lines,) int64 byte offsets) of a fairseq mmap .idx."""
-    with open(path, "rb") as f:
-        header = f.read(len(INDEX_MAGIC) + INDEX_HEADER.size)
-        if len(header) < len(INDEX_MAGIC) + INDEX_HEADER.size or not header.startswith(INDEX_MAGIC):
-            raise BinaryDataError(f"{path}: not a fairseq mmap index (bad header); use --dataset-impl mmap")
-        version, code, count = INDEX_HEADER.unpack(header[len(INDEX_MAGIC):])
-        if version != INDEX_VERSION or code not in indexed_dataset._code_to_dtype:
-            raise BinaryDataError(f"{path}: unsupported index version {version} or dtype code {code}")
-        body = np.fromfile(f, dtype=np.uint8)
-    if body.size != count * 12:
-        raise BinaryDataError(f"{path}: index is truncated ({body.size} bytes for {count} lines)")
-    sizes = body[: count * 4].view(np.int32)
-    pointers = body[count * 4 :].view(np.int64)
-    return indexed_dataset._code_to_dtype[code], sizes, pointers

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from .span_masking import fast_kernels
+from . import span_masking_fast
 
 
 class DocumentBlockDataset(FairseqDataset):
@@ -17,7 +17,7 @@ class DocumentBlockDataset(FairseqDataset):
     def __init__(self, token_file, block_size):
         self.token_file = token_file
         sizes = np.ascontiguousarray(token_file.sizes)
-        begin, end, first_line, length, stats = fast_kernels().build_blocks(sizes, block_size)
+        begin, end, first_line, length, stats = span_masking_fast.build_blocks(sizes, block_size)
         self.begin, self.end, self.first_line = begin, end, first_line  # (blocks,) each
         self.sizes = length  # (blocks,) tokens per block
         self.stats = dict(stats, blocks=len(length), tokens=int(length.sum()))
@@ -44,10 +44,6 @@ class DocumentBlockDataset(FairseqDataset):
 
     def size(self, index):
         return self.sizes[index]
-
-    @property
-    def supports_prefetch(self):
-        return False
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):

@@ -1,21 +1,13 @@
 """The vocabulary as a fairseq Dictionary: ids are the vocab file's line numbers.
 
-Loading, the specials and the word-start table live in the fairseq-free
-`spanbert_preprocess.vocabulary` (spanbert-preprocess must not import fairseq); this module adds
-fairseq's `Dictionary` and only the overrides that keep the ids fixed.
+The file format, the specials and the word-start table live in the fairseq-free
+`spanbert_text.vocabulary`; this module adds fairseq's `Dictionary` and only the overrides that
+keep the ids fixed.
 """
-
-import os
 
 from fairseq.data import Dictionary
 
-from spanbert_preprocess.vocabulary import (  # noqa: F401  (re-exported: the plugin imports them from here)
-    SENTENCEPIECE_WORD_START,
-    SPECIAL_TOKENS,
-    WORDPIECE_CONTINUATION,
-    Vocabulary,
-    VocabularyError,
-)
+from spanbert_text.vocabulary import Vocabulary, VocabularyError
 
 
 class BertDictionary(Vocabulary, Dictionary):
@@ -36,10 +28,3 @@ class BertDictionary(Vocabulary, Dictionary):
 
     def pad_to_multiple_(self, padding_factor):
         """Never grow: the embedding rows must match the vocab file exactly."""
-
-
-def load_dictionary(path):
-    """dict.txt or vocab.txt -> BertDictionary, with a clear error for a missing file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"vocabulary file not found: {path}")
-    return BertDictionary.load(path)

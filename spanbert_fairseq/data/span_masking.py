@@ -1,37 +1,42 @@
-"""SpanBERT span masking (SPEC section 2) and SBO targets (section 3): a thin wrapper over the kernel.
+"""SpanBERT span masking and SBO targets: the validated parameters and a thin wrapper over the kernel.
 
 `SpanMasker.mask_block(block, seed, epoch, index)` is a pure function of its arguments; the work is
 done by `span_masking_fast.SpanMaskingKernel` (Cython, splitmix64 keyed on seed, epoch, index).
+The algorithm, in the project's words: docs/data.md.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from fairseq.dataclass import ChoiceEnum, FairseqDataclass
+from fairseq.dataclass import ChoiceEnum
 
+from spanbert_text.errors import UserInputError
+
+from . import span_masking_fast
 from .span_lengths import span_length_probs
-
-try:
-    from . import span_masking_fast
-except ImportError as err:  # the package was copied without building its extension
-    span_masking_fast = None
-    _IMPORT_ERROR = err
 
 logger = logging.getLogger(__name__)
 
 REPLACEMENT_METHODS = ChoiceEnum(["span", "word_piece"])
 RANDOM_TOKEN_SOURCES = ChoiceEnum(["unigram", "uniform"])
-MASKING_SCHEMES = ChoiceEnum(["span", "subword", "whole_word"])
-_SCHEME_CODES = {"span": 0, "subword": 1, "whole_word": 2}
+MASKING_SCHEMES = ChoiceEnum(list(span_masking_fast.SCHEMES))
 
 
-@dataclass
-class SpanMaskingConfig(FairseqDataclass):
-    """The masking flags of the span_bert task; defaults are SPEC sections 2-3."""
+class MaskingConfigError(UserInputError):
+    """A masking flag outside its range; the message names the flag and the value."""
+
+
+@dataclass(frozen=True)
+class MaskingParams:
+    """The masking flags of the span_bert task, validated once; the defaults are SpanBERT's.
+
+    The task's config declares its masking flags from these fields (tasks/span_bert.py), so a flag,
+    its default and its help text live here only.
+    """
 
     mask_ratio: float = field(
         default=0.15, metadata={"help": "fraction of each block to mask: exactly ceil(ratio * length) tokens"}
@@ -42,7 +47,8 @@ class SpanMaskingConfig(FairseqDataclass):
     span_lower: int = field(default=1, metadata={"help": "shortest span, in whole words"})
     span_upper: int = field(default=10, metadata={"help": "longest span, in whole words"})
     max_pair_targets: int = field(
-        default=15, metadata={"help": "SBO predicts at most this many tokens of each span (its first ones)"}
+        default=15, metadata={"help": "SBO predicts at most this many tokens of each span (its first ones); "
+                              "also the size of the SBO head's position table"}
     )
     replacement_method: REPLACEMENT_METHODS = field(
         default="span",
@@ -65,6 +71,44 @@ class SpanMaskingConfig(FairseqDataclass):
         default=0.1, metadata={"help": "probability that a masked span (or token) becomes random tokens"}
     )
 
+    def __post_init__(self):
+        for choice in ("replacement_method", "random_token_source", "masking_scheme"):
+            # A plain string: fairseq's per-dataclass enum values do not pickle into workers.
+            object.__setattr__(self, choice, str(getattr(self, choice)))
+        for problem in self._problems():
+            raise MaskingConfigError(problem)
+
+    def _problems(self):
+        if not 0.0 < self.mask_ratio < 1.0:
+            yield f"--mask-ratio must lie in (0, 1), got {self.mask_ratio}"
+        if not 0.0 < self.geometric_p <= 1.0:
+            yield f"--geometric-p must lie in (0, 1], got {self.geometric_p}"
+        if self.span_lower < 1:
+            yield f"--span-lower must be at least 1, got {self.span_lower}"
+        if self.span_upper < self.span_lower:
+            yield f"--span-upper ({self.span_upper}) must not be below --span-lower ({self.span_lower})"
+        if self.max_pair_targets < 1:
+            yield f"--max-pair-targets must be at least 1, got {self.max_pair_targets}"
+        for name in ("leave_unmasked_prob", "random_token_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                yield f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}"
+        if self.leave_unmasked_prob + self.random_token_prob > 1.0:
+            yield "--leave-unmasked-prob plus --random-token-prob must not exceed 1"
+        for name, choices in (("replacement_method", REPLACEMENT_METHODS),
+                              ("random_token_source", RANDOM_TOKEN_SOURCES), ("masking_scheme", MASKING_SCHEMES)):
+            if getattr(self, name) not in choices.__members__:
+                flag, value = name.replace("_", "-"), getattr(self, name)
+                yield f"--{flag} must be one of {list(choices.__members__)}, got {value!r}"
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The masking flags of a task config (or any object with these attributes)."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+    def length_probs(self):
+        """P(span of l words) for l in span_lower..span_upper."""
+        return span_length_probs(self.geometric_p, self.span_lower, self.span_upper)
+
 
 class MaskedBlock(NamedTuple):
     source: torch.Tensor  # (n,) the block with masked positions replaced
@@ -73,78 +117,33 @@ class MaskedBlock(NamedTuple):
     pair_targets: torch.Tensor  # (K, max_pair_targets) the span's first original tokens, pad-filled
 
 
-def check_masking_config(cfg):
-    """Raise ValueError naming the flag for any masking option outside its range."""
-    c = _resolved(cfg)
-    if not 0.0 < c["mask_ratio"] < 1.0:
-        raise ValueError(f"--mask-ratio must lie in (0, 1), got {c['mask_ratio']}")
-    if not 0.0 < c["geometric_p"] <= 1.0:
-        raise ValueError(f"--geometric-p must lie in (0, 1], got {c['geometric_p']}")
-    if c["span_lower"] < 1:
-        raise ValueError(f"--span-lower must be at least 1, got {c['span_lower']}")
-    if c["span_upper"] < c["span_lower"]:
-        raise ValueError(f"--span-upper ({c['span_upper']}) must not be below --span-lower ({c['span_lower']})")
-    if c["max_pair_targets"] < 1:
-        raise ValueError(f"--max-pair-targets must be at least 1, got {c['max_pair_targets']}")
-    for flag in ("leave_unmasked_prob", "random_token_prob"):
-        if not 0.0 <= c[flag] <= 1.0:
-            raise ValueError(f"--{flag.replace('_', '-')} must lie in [0, 1], got {c[flag]}")
-    if c["leave_unmasked_prob"] + c["random_token_prob"] > 1.0:
-        raise ValueError("--leave-unmasked-prob plus --random-token-prob must not exceed 1")
-    for flag, choices in (("replacement_method", REPLACEMENT_METHODS), ("random_token_source", RANDOM_TOKEN_SOURCES),
-                          ("masking_scheme", MASKING_SCHEMES)):
-        c[flag] = str(c[flag])  # a plain string, not fairseq's per-dataclass enum (which does not pickle)
-        if c[flag] not in choices.__members__:
-            raise ValueError(f"--{flag.replace('_', '-')} must be one of {list(choices.__members__)}, "
-                             f"got {c[flag]!r}")
-    return c
-
-
-def _resolved(cfg):
-    """The masking options of cfg (a SpanMaskingConfig, a task config or a Namespace), defaults filled in."""
-    defaults = SpanMaskingConfig()
-    return {name: getattr(cfg, name, getattr(defaults, name)) for name in SpanMaskingConfig.__dataclass_fields__
-            if not name.startswith("_")}
-
-
-def fast_kernels():
-    """The compiled module, or an ImportError that says how to build it."""
-    if span_masking_fast is None:
-        raise ImportError(
-            "spanbert_fairseq.data.span_masking_fast is not built; run "
-            "`pip install --no-build-isolation -e .` in the repository"
-        ) from _IMPORT_ERROR
-    return span_masking_fast
-
-
 class SpanMasker:
-    """Masks blocks as SPEC section 2 says and extracts the SBO targets of section 3."""
+    """Masks blocks with SpanBERT's span masking and extracts the SBO targets (docs/data.md)."""
 
-    def __init__(self, cfg, dictionary, unigram_counts=None):
-        c = check_masking_config(cfg)
-        self.cfg = c
+    def __init__(self, params, dictionary, unigram_counts=None):
+        self.params = params
         self.unigram_counts = unigram_counts
         self.dictionary = dictionary
         self.pad = dictionary.pad()
-        self.max_pair_targets = int(c["max_pair_targets"])
+        self.max_pair_targets = params.max_pair_targets
         maskable = np.ones(len(dictionary), dtype=bool)
         maskable[dictionary.special_ids()] = False
-        length_cdf = np.cumsum(span_length_probs(c["geometric_p"], c["span_lower"], c["span_upper"]))
+        length_cdf = np.cumsum(params.length_probs())
         length_cdf[-1] = 1.0
-        random_ids, random_cdf = self._random_token_table(c["random_token_source"], maskable, unigram_counts)
-        self.kernel = fast_kernels().SpanMaskingKernel(
-            dictionary.word_start_table(), maskable, length_cdf, int(c["span_lower"]), float(c["mask_ratio"]),
-            _SCHEME_CODES[c["masking_scheme"]], c["replacement_method"] == "span",
-            1.0 - c["leave_unmasked_prob"] - c["random_token_prob"], float(c["random_token_prob"]),
-            random_ids, random_cdf, dictionary.mask(), self.pad, self.max_pair_targets,
+        random_ids, random_cdf = self._random_token_table(params.random_token_source, maskable, unigram_counts)
+        self.kernel = span_masking_fast.SpanMaskingKernel(
+            dictionary.word_start_table(), maskable, length_cdf, params.span_lower, params.mask_ratio,
+            params.masking_scheme, params.replacement_method == "span",
+            1.0 - params.leave_unmasked_prob - params.random_token_prob, params.random_token_prob,
+            random_ids, random_cdf, dictionary.mask(), self.pad, params.max_pair_targets,
         )
 
     def __getstate__(self):
         # The compiled kernel does not pickle (spawned data-loader workers); rebuild it instead.
-        return {"cfg": self.cfg, "dictionary": self.dictionary, "unigram_counts": self.unigram_counts}
+        return {"params": self.params, "dictionary": self.dictionary, "unigram_counts": self.unigram_counts}
 
     def __setstate__(self, state):
-        self.__init__(SimpleNamespace(**state["cfg"]), state["dictionary"], state["unigram_counts"])
+        self.__init__(state["params"], state["dictionary"], state["unigram_counts"])
 
     def _random_token_table(self, source, maskable, unigram_counts):
         """(candidate ids, their CDF) for random replacements; an empty CDF means uniform."""
@@ -156,8 +155,8 @@ class SpanMasker:
             raise ValueError(f"unigram_counts has {counts.size} entries, the dictionary {len(self.dictionary)}")
         weights = np.clip(counts[ids], 0, None)
         if weights.sum() <= 0:
-            raise ValueError("--random-token-source unigram needs token counts in dict.txt (all are 0); "
-                             "write real counts or pass --random-token-source uniform")
+            raise MaskingConfigError("--random-token-source unigram needs token counts in dict.txt (all are 0); "
+                                     "write real counts or pass --random-token-source uniform")
         if np.all(weights == weights[0]):
             logger.info("dict.txt counts are all equal: unigram random tokens are uniform over the vocabulary")
         keep = weights > 0
@@ -172,13 +171,14 @@ class SpanMasker:
     def mask_block(self, block, seed, epoch, index):
         """block: (n,) int64 token ids without [CLS]/[SEP] -> MaskedBlock; pure in (block, seed, epoch, index)."""
         block = np.ascontiguousarray(block, dtype=np.int64)
-        source, target, pairs, pair_targets = self.kernel.mask(
-            block, *(int(x) & 0xFFFFFFFFFFFFFFFF for x in (seed, epoch, index))
-        )
+        source, target, pairs, pair_targets = self.kernel.mask(block, *_as_uint64(seed, epoch, index))
         return MaskedBlock(torch.from_numpy(source), torch.from_numpy(target), torch.from_numpy(pairs),
                            torch.from_numpy(pair_targets))
 
     def trace_spans(self, block, seed, epoch, index):
         """(S, 3) rows (first token, end exclusive, drawn words) of the spans `mask_block` places; for tests."""
-        block = np.ascontiguousarray(block, dtype=np.int64)
-        return self.kernel.trace_spans(block, *(int(x) & 0xFFFFFFFFFFFFFFFF for x in (seed, epoch, index)))
+        return self.kernel.trace_spans(np.ascontiguousarray(block, dtype=np.int64), *_as_uint64(seed, epoch, index))
+
+
+def _as_uint64(*keys):
+    return tuple(int(k) & 0xFFFFFFFFFFFFFFFF for k in keys)

@@ -17,9 +17,12 @@ cnp.import_array()
 
 cdef uint64_t GOLDEN = 0x9E3779B97F4A7C15
 
-SCHEME_SPAN = 0
-SCHEME_SUBWORD = 1
-SCHEME_WHOLE_WORD = 2
+# The masking schemes, by the names of --masking-scheme; a scheme's code is its index here.
+SCHEMES = ("span", "subword", "whole_word")
+cdef enum:
+    SCHEME_SPAN = 0
+    SCHEME_SUBWORD = 1
+    SCHEME_WHOLE_WORD = 2
 
 
 cdef inline uint64_t mix64(uint64_t z) noexcept nogil:
@@ -74,7 +77,7 @@ cdef class SpanMaskingKernel:
     cdef bint per_span
 
     def __init__(self, word_start, maskable, length_cdf, int64_t span_lower, double mask_ratio,
-                 int scheme, bint per_span, double p_mask, double p_random,
+                 str scheme, bint per_span, double p_mask, double p_random,
                  random_ids, random_cdf, int64_t mask_id, int64_t pad_id, int64_t max_pair_targets):
         self.word_start = np.ascontiguousarray(word_start, dtype=np.uint8)
         self.maskable = np.ascontiguousarray(maskable, dtype=np.uint8)
@@ -83,7 +86,7 @@ cdef class SpanMaskingKernel:
         self.random_cdf = np.ascontiguousarray(random_cdf, dtype=np.float64)
         self.span_lower = span_lower
         self.mask_ratio = mask_ratio
-        self.scheme = scheme
+        self.scheme = SCHEMES.index(scheme)
         self.per_span = per_span
         self.p_mask = p_mask
         self.p_mask_or_random = p_mask + p_random

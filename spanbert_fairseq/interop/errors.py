@@ -1,18 +1,7 @@
-"""The one error type of the interop tools, and how the CLIs show it: a message, no traceback."""
+"""The one error type of the interop tools."""
 
-import sys
-
-from spanbert_fairseq.data.dictionary import VocabularyError
+from spanbert_text.errors import UserInputError
 
 
-class InteropError(ValueError):
+class InteropError(UserInputError):
     """A checkpoint, vocabulary or config that cannot be converted; the message says why."""
-
-
-def run_cli(prog, main_fn):
-    """Run `main_fn()`; print a user error as `prog: error: ...` and exit 2 (argparse's code)."""
-    try:
-        main_fn()
-    except (InteropError, VocabularyError, FileNotFoundError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -9,24 +9,23 @@ SBO head included.
 
 import argparse
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from fairseq import utils
 from safetensors.torch import save_file
 
-from spanbert_fairseq.data.dictionary import load_dictionary
+from spanbert_text.errors import run_cli
+from spanbert_text.files import atomic_path, write_text
+from spanbert_text.tokenization import save_hf_tokenizer
 
+from ..checkpoint_io import find_vocabulary_dir, vocabulary_file
+from ..data.dictionary import BertDictionary
+from ..models.span_bert import check_vocabulary_size
 from . import span_bert_checkpoint as ckpt
 from .architecture import hf_config_from_model_args
 from .bert_layout import HF_CONFIG, HF_TOKENIZER_CONFIG, HF_VOCAB, SBO_FILE, span_bert_to_hf
-from .errors import InteropError, run_cli
-from .vocabulary import (
-    check_vocabulary_size,
-    is_lowercase_vocabulary,
-    write_bert_tokenizer,
-    write_vocab_txt,
-)
+from .errors import InteropError
 
 WEIGHTS_NAME = "model.safetensors"
 
@@ -53,8 +52,9 @@ def export_checkpoint(checkpoint, out_dir, vocab=None):
     """Convert the span_bert `checkpoint` into a HF directory `out_dir`. Raises InteropError."""
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     cfg, model_state, carried = ckpt.load_checkpoint(checkpoint)
-    vocab_path = _vocabulary_path(vocab, checkpoint, cfg)
-    dictionary = load_dictionary(str(vocab_path))
+    vocab_path = Path(vocab) if vocab else Path(vocabulary_file(find_vocabulary_dir(
+        checkpoint, cfg, how="give the dict.txt or vocab.txt it was trained with (--vocab)")))
+    dictionary = BertDictionary.load(vocab_path)
     check_vocabulary_size(model_state, len(dictionary), checkpoint, vocab_path)
     try:
         hf, sbo = span_bert_to_hf(model_state)
@@ -67,38 +67,24 @@ def export_checkpoint(checkpoint, out_dir, vocab=None):
     _save_tensors(hf, out_dir / WEIGHTS_NAME)
     _save_tensors(sbo, out_dir / SBO_FILE)
     config = hf_config_from_model_args(model_args, len(dictionary), dictionary.pad())
-    (out_dir / HF_CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    write_vocab_txt(dictionary, out_dir / HF_VOCAB)
+    write_text(out_dir / HF_CONFIG, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    dictionary.save_vocab_txt(out_dir / HF_VOCAB)
     lowercase = _tokenizer_lowercase(checkpoint.parent, dictionary)
-    tokenizer_files = write_bert_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
+    tokenizer_files = save_hf_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
     return ExportReport(out_dir, checkpoint, vocab_path, len(hf), len(sbo), tokenizer_files)
-
-
-def _vocabulary_path(vocab, checkpoint, cfg):
-    """--vocab, else dict.txt beside the checkpoint (an import), else in its training data."""
-    candidates = [Path(vocab)] if vocab else [checkpoint.parent / "dict.txt"]
-    data = cfg.task.get("data") if vocab is None else None
-    if data:
-        candidates.append(Path(utils.split_paths(data)[0]) / "dict.txt")
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise InteropError(
-        f"no vocabulary for {checkpoint}: looked for {', '.join(map(str, candidates))}; "
-        f"give the dict.txt or vocab.txt it was trained with (--vocab)"
-    )
 
 
 def _tokenizer_lowercase(folder, dictionary):
     """Keep the lowercasing an import recorded; otherwise read it off the vocabulary."""
     config = folder / HF_TOKENIZER_CONFIG
     recorded = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    return recorded.get("do_lower_case", is_lowercase_vocabulary(dictionary))
+    return recorded.get("do_lower_case", not dictionary.is_cased())
 
 
 def _save_tensors(tensors, path):
     # safetensors wants contiguous tensors that share no memory; HF's own files say "pt".
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata={"format": "pt"})
+    with atomic_path(path) as temporary:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, temporary, metadata={"format": "pt"})
 
 
 def _parser():
@@ -114,13 +100,14 @@ def _parser():
     return p
 
 
-def main(argv=None):
-    def run():
-        args = _parser().parse_args(argv)
-        report = export_checkpoint(args.checkpoint, args.out, args.vocab)
-        print(f"spanbert-export: {report.summary()}")
+def run(argv=None):
+    args = _parser().parse_args(argv)
+    report = export_checkpoint(args.checkpoint, args.out, args.vocab)
+    print(f"spanbert-export: {report.summary()}")
 
-    run_cli("spanbert-export", run)
+
+def main(argv=None):
+    sys.exit(run_cli("spanbert-export", run, argv))
 
 
 if __name__ == "__main__":

@@ -7,19 +7,22 @@ this architecture). Heads the checkpoint lacks start fresh, and the tool says wh
 """
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from spanbert_fairseq.data.dictionary import load_dictionary
+from spanbert_text.errors import run_cli
+from spanbert_text.files import write_text
+from spanbert_text.tokenization import save_hf_tokenizer
 
+from ..data.dictionary import BertDictionary
 from . import span_bert_checkpoint as ckpt
 from .architecture import model_args_from_hf_config
 from .bert_layout import HEADS, SBO_KEYS, WORD_EMBEDDINGS, head_keys, hf_name, split_hf_state
-from .errors import InteropError, run_cli
+from .errors import InteropError
 from .readers import read_bert_checkpoint
-from .vocabulary import is_lowercase_vocabulary, write_bert_tokenizer, write_vocab_txt
 
 CHECKPOINT_NAME = "model.pt"
 TRAIN_ARGS_NAME = "train_args.txt"
@@ -71,7 +74,7 @@ def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
     tensors, carried, tied, ignored = split_hf_state(src.tensors)
     _resolve_tied_projections(tensors, tied, src.weights)
     vocab_path = _vocabulary_path(vocab, src)
-    dictionary = load_dictionary(str(vocab_path))
+    dictionary = BertDictionary.load(vocab_path)
     _check_vocabulary(tensors, src.config, len(dictionary), vocab_path, src.weights)
     model_args.update(_sbo_sizes(tensors))
     out_dir = Path(out_dir)
@@ -83,11 +86,11 @@ def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
 
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt.save_checkpoint(out_dir / CHECKPOINT_NAME, cfg, state, carried)
-    dictionary.save(str(out_dir / "dict.txt"))
-    write_vocab_txt(dictionary, out_dir / "vocab.txt")
-    lowercase = src.tokenizer_config.get("do_lower_case", is_lowercase_vocabulary(dictionary))
-    write_bert_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
-    (out_dir / TRAIN_ARGS_NAME).write_text(" ".join(ckpt.arch_flags(model_args)) + "\n")
+    dictionary.save(out_dir / "dict.txt")
+    dictionary.save_vocab_txt(out_dir / "vocab.txt")
+    lowercase = src.tokenizer_config.get("do_lower_case", not dictionary.is_cased())
+    save_hf_tokenizer(dictionary, out_dir, lowercase, model_args["max_positions"])
+    write_text(out_dir / TRAIN_ARGS_NAME, " ".join(ckpt.arch_flags(model_args)) + "\n")
     return ImportReport(
         checkpoint=out_dir / CHECKPOINT_NAME, source_kind=src.kind, source=src.weights,
         model_args=model_args, vocab_size=len(dictionary), loaded_heads=loaded,
@@ -205,17 +208,18 @@ def _parser():
     return p
 
 
-def main(argv=None):
-    def run():
-        args = _parser().parse_args(argv)
-        report = import_checkpoint(args.checkpoint, args.out, args.vocab, args.config, args.seed)
-        if report.notes():
-            print(f"spanbert-import: note: {report.notes()}")
-        flags = (Path(args.out) / TRAIN_ARGS_NAME).read_text().strip()
-        print(f"spanbert-import: fairseq-train flags for this model ({TRAIN_ARGS_NAME}): {flags}")
-        print(f"spanbert-import: {report.summary()}")
+def run(argv=None):
+    args = _parser().parse_args(argv)
+    report = import_checkpoint(args.checkpoint, args.out, args.vocab, args.config, args.seed)
+    if report.notes():
+        print(f"spanbert-import: note: {report.notes()}")
+    flags = (Path(args.out) / TRAIN_ARGS_NAME).read_text().strip()
+    print(f"spanbert-import: fairseq-train flags for this model ({TRAIN_ARGS_NAME}): {flags}")
+    print(f"spanbert-import: {report.summary()}")
 
-    run_cli("spanbert-import", run)
+
+def main(argv=None):
+    sys.exit(run_cli("spanbert-import", run, argv))
 
 
 if __name__ == "__main__":

@@ -6,16 +6,20 @@ fairseq-0.6 SpanBERT `model.pt` (keys `decoder.bert.*`, `decoder.cls.*`).
 """
 
 import json
-import pickle
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
+from ..checkpoint_io import safe_load
 from .bert_layout import (
-    HF_CONFIG, HF_TOKENIZER_CONFIG, HF_VOCAB, HF_WEIGHTS, SBO_FILE, canonicalize,
+    HF_CONFIG,
+    HF_TOKENIZER_CONFIG,
+    HF_VOCAB,
+    HF_WEIGHTS,
+    SBO_FILE,
+    canonicalize,
 )
 from .errors import InteropError
 
@@ -90,10 +94,7 @@ def _read_json(path):
 
 def _read_torch_checkpoint(path):
     """A torch file: a plain state dict (pytorch_model.bin) or a fairseq-0.6 checkpoint."""
-    try:
-        state = torch.load(path, map_location="cpu", pickle_module=_TOLERANT_PICKLE, weights_only=False)
-    except Exception as e:  # a truncated or foreign file: say which, not where in torch it broke
-        raise InteropError(f"cannot read {path} as a torch checkpoint: {e}") from None
+    state = safe_load(path)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         if not any(k.startswith("decoder.bert.") for k in state["model"]):
             raise InteropError(
@@ -107,33 +108,9 @@ def _read_torch_checkpoint(path):
 
 
 def _fairseq06_config(args):
-    """The BertConfig the authors pickled into `args.config`, as a dict of HF config fields."""
+    """The BertConfig the authors pickled into `args.config` (read as checkpoint_io.PickledConfig),
+    as a dict of HF config fields."""
     config = getattr(args, "config", None)
     if config is None:
         return None
     return {k: v for k, v in vars(config).items() if not k.startswith("_")}
-
-
-class _Unresolved:
-    """Stands for a class the pickle names but this install lacks (the authors' BertConfig in
-    `fairseq.models.pair_bert`); keeps its attributes so the config can still be read."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        if isinstance(state, dict):
-            self.__dict__.update(state)
-
-
-class _TolerantUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        try:
-            return super().find_class(module, name)
-        except (ImportError, AttributeError):
-            return type(name, (_Unresolved,), {"__module__": module})
-
-
-_TOLERANT_PICKLE = types.ModuleType("tolerant_pickle")
-_TOLERANT_PICKLE.Unpickler = _TolerantUnpickler
-_TOLERANT_PICKLE.load = lambda f, **kwargs: _TolerantUnpickler(f, **kwargs).load()

@@ -6,17 +6,14 @@ the model state dict, the config of such a run, and no optimizer state. So
 read it with no special case.
 """
 
-import os
 import warnings
-from pathlib import Path
 
-import torch
-from fairseq import checkpoint_utils, options
+from fairseq import options
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.models import ARCH_MODEL_NAME_REGISTRY
 from omegaconf import OmegaConf
 
-from .errors import InteropError
+from ..checkpoint_io import load_span_bert_checkpoint, save_atomically
+from ..models.span_bert import SpanBertModel
 
 ARCH = "spanbert_base"  # every size is passed explicitly; the name only supplies defaults
 TASK = CRITERION = MODEL = "span_bert"
@@ -54,21 +51,12 @@ def model_args_of(cfg):
     return {name: cfg.model[name] for name in ARCH_ARGS}
 
 
-class _DictionaryOnlyTask:
-    """The model needs only the vocabulary from its task; import has no data to set a task up on."""
-
-    def __init__(self, dictionary):
-        self.source_dictionary = self.target_dictionary = dictionary
-
-
 def build_model(cfg, dictionary):
-    from spanbert_fairseq.models.span_bert import SpanBertModel
-
-    return SpanBertModel.build_model(cfg.model, _DictionaryOnlyTask(dictionary))
+    return SpanBertModel.for_dictionary(cfg.model, dictionary)
 
 
 def save_checkpoint(path, cfg, model_state, carried):
-    """Write an imported checkpoint atomically (a temporary file, then rename)."""
+    """Write an imported checkpoint atomically."""
     state = {
         "args": None,
         "cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
@@ -88,22 +76,10 @@ def save_checkpoint(path, cfg, model_state, carried):
         "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True}},
         CARRIED_KEY: carried,
     }
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    save_atomically(state, path)
 
 
 def load_checkpoint(path):
     """A span_bert checkpoint (imported or saved by fairseq-train) -> (cfg, model state, carried)."""
-    if not Path(path).is_file():
-        raise InteropError(f"checkpoint not found: {path}")
-    try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(str(path))
-    except Exception as e:  # a truncated or foreign file: say which
-        raise InteropError(f"cannot read {path} as a fairseq checkpoint: {e}") from None
-    cfg = state.get("cfg")
-    arch = cfg.model.get("_name") if cfg is not None and cfg.get("model") is not None else None
-    if ARCH_MODEL_NAME_REGISTRY.get(arch, arch) != MODEL:
-        raise InteropError(f"{path} is not a span_bert checkpoint (its architecture is {arch!r})")
-    return cfg, state["model"], state.get(CARRIED_KEY) or {}
+    state = load_span_bert_checkpoint(str(path))
+    return state["cfg"], state["model"], state.get(CARRIED_KEY) or {}

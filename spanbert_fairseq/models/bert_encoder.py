@@ -22,11 +22,15 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = LayerNorm(dim, eps=eps)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, src_tokens):  # B x T -> B x T x C
+    def forward(self, src_tokens, token_types=None):  # B x T (, B x T) -> B x T x C
         seq_len = src_tokens.size(1)
-        # SpanBERT uses one segment: every token-type id is 0, so add row 0 to every position.
-        x = self.word_embeddings(src_tokens)
-        x = x + self.position_embeddings.weight[:seq_len] + self.token_type_embeddings.weight[0]
+        # SpanBERT trains on one segment: token type 0 everywhere, row 0 added to every position.
+        # BERT's sentence pairs (the hub's encode(a, b)) pass their segment ids.
+        if token_types is None:
+            types = self.token_type_embeddings.weight[0]
+        else:
+            types = self.token_type_embeddings(token_types)
+        x = self.word_embeddings(src_tokens) + self.position_embeddings.weight[:seq_len] + types
         return self.dropout(self.LayerNorm(x))
 
 
@@ -123,8 +127,8 @@ class BertBody(nn.Module):
             dropout=dropout, attention_dropout=attention_dropout,
         )
 
-    def forward(self, src_tokens, attn_mask):  # B x T -> B x T x C
-        return self.encoder(self.embeddings(src_tokens), attn_mask)
+    def forward(self, src_tokens, attn_mask, token_types=None):  # B x T -> B x T x C
+        return self.encoder(self.embeddings(src_tokens, token_types), attn_mask)
 
     def attention_mask(self, src_tokens):
         """B x 1 x 1 x T bool, True at real tokens; None when nothing is padded.

@@ -5,8 +5,8 @@ State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s
 `cls.pair_target_predictions`. Both heads' output projections are the word embeddings.
 """
 
-import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
@@ -15,21 +15,38 @@ from fairseq.models import (
     register_model,
     register_model_architecture,
 )
+from omegaconf import II
 
-from ..interop.vocabulary import check_vocabulary_size
+from spanbert_text.errors import UserInputError
+
 from .bert_encoder import BertBody, init_bert_weights
 from .heads import MlmHead, SboHead, project_to_vocabulary
 
-logger = logging.getLogger(__name__)
+# The sizes each --arch (hydra: model._name) stands for. `span_bert` itself is spanbert_base.
+ARCHITECTURE_SIZES = {
+    "spanbert_base": dict(
+        encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072, encoder_attention_heads=12
+    ),
+    "spanbert_large": dict(
+        encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096, encoder_attention_heads=16
+    ),
+    "spanbert_tiny": dict(  # tests and the CPU demo
+        encoder_layers=2, encoder_embed_dim=128, encoder_ffn_embed_dim=512, encoder_attention_heads=2
+    ),
+}
+DEFAULT_ARCHITECTURE = "spanbert_base"
+WORD_EMBEDDINGS_KEY = "encoder.bert.embeddings.word_embeddings.weight"
 
 
 @dataclass
 class SpanBertModelConfig(FairseqDataclass):
-    # Defaults are spanbert_base; the --arch functions below set the other sizes.
-    encoder_layers: int = field(default=12, metadata={"help": "number of Transformer layers"})
-    encoder_embed_dim: int = field(default=768, metadata={"help": "hidden size"})
-    encoder_ffn_embed_dim: int = field(default=3072, metadata={"help": "feed-forward inner size"})
-    encoder_attention_heads: int = field(default=12, metadata={"help": "attention heads"})
+    # The sizes default to None, "as the architecture says": fairseq's hydra front end fills every
+    # field with its dataclass default before the --arch function runs, so a concrete default here
+    # would hide the architecture's size (model._name: spanbert_large built base).
+    encoder_layers: Optional[int] = field(default=None, metadata={"help": "number of Transformer layers"})
+    encoder_embed_dim: Optional[int] = field(default=None, metadata={"help": "hidden size"})
+    encoder_ffn_embed_dim: Optional[int] = field(default=None, metadata={"help": "feed-forward inner size"})
+    encoder_attention_heads: Optional[int] = field(default=None, metadata={"help": "attention heads"})
     max_positions: int = field(default=512, metadata={"help": "learned absolute positions"})
     type_vocab_size: int = field(
         default=2, metadata={"help": "token-type rows (BERT's 2; SpanBERT only uses row 0)"}
@@ -40,9 +57,36 @@ class SpanBertModelConfig(FairseqDataclass):
     sbo_position_dim: int = field(
         default=200, metadata={"help": "size of the SBO head's relative-position embedding"}
     )
-    max_pair_targets: int = field(
-        default=15, metadata={"help": "SBO predicts at most this many tokens of a span"}
+    # The task's --max-pair-targets: the batches' pair targets and the SBO position table agree.
+    max_pair_targets: int = II("task.max_pair_targets")
+
+
+class VocabularyMismatchError(UserInputError):
+    """A span_bert state dict trained with another vocabulary size than the dictionary at hand."""
+
+
+def check_vocabulary_size(state_dict, dictionary_size, checkpoint="the checkpoint", dictionary="the dictionary"):
+    """Name both files when a state dict was trained with another vocabulary size.
+
+    Loading it anyway fails deep inside torch with a shape mismatch of every vocabulary-sized
+    tensor; this says which two files disagree and how to make them agree.
+    """
+    embeddings = state_dict.get(WORD_EMBEDDINGS_KEY)
+    if embeddings is None or embeddings.size(0) == dictionary_size:
+        return
+    raise VocabularyMismatchError(
+        f"vocabulary mismatch: {checkpoint} was trained with {embeddings.size(0)} vocabulary "
+        f"entries but {dictionary} has {dictionary_size}. Binarize the data with the "
+        f"checkpoint's own vocabulary (spanbert-import writes vocab.txt and dict.txt next to "
+        f"the checkpoint: spanbert-preprocess --vocab <that vocab.txt>)"
     )
+
+
+def fill_architecture(cfg, arch):
+    """Set every size the config leaves unset (None) to architecture `arch`'s."""
+    for name, value in ARCHITECTURE_SIZES[arch].items():
+        if getattr(cfg, name, None) is None:
+            setattr(cfg, name, value)
 
 
 class SpanBertEncoder(FairseqEncoder):
@@ -73,8 +117,17 @@ class SpanBertEncoder(FairseqEncoder):
     def embed_weight(self):  # V x C: the tied output projection of both heads
         return self.bert.embeddings.word_embeddings.weight
 
-    def extract_features(self, src_tokens):  # B x T -> B x T x C, last layer
-        return self.bert(src_tokens, self.bert.attention_mask(src_tokens))
+    def extract_features(self, src_tokens, return_all_hiddens=False, token_types=None):
+        """B x T ids -> B x T x C last-layer states; with return_all_hiddens, the list of the
+        embedding output and every layer's output (layers + 1 tensors, B x T x C each).
+        token_types: B x T segment ids for BERT's sentence pairs (default: all 0)."""
+        attn_mask = self.bert.attention_mask(src_tokens)
+        if not return_all_hiddens:
+            return self.bert(src_tokens, attn_mask, token_types)
+        states = [self.bert.embeddings(src_tokens, token_types)]
+        for layer in self.bert.encoder.layer:
+            states.append(layer(states[-1], attn_mask))
+        return states
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
@@ -133,7 +186,15 @@ class SpanBertModel(FairseqEncoderModel):
 
     @classmethod
     def build_model(cls, cfg, task):
-        return cls(cfg, SpanBertEncoder(cfg, task.source_dictionary))
+        return cls.for_dictionary(cfg, task.source_dictionary)
+
+    @classmethod
+    def for_dictionary(cls, cfg, dictionary):
+        """The model of `cfg` over `dictionary`; loaders that have no data to set a task up on use this."""
+        # The bare model name (hydra's model._name: span_bert) runs no architecture function.
+        name = getattr(cfg, "_name", None) or getattr(cfg, "arch", None)
+        fill_architecture(cfg, name if name in ARCHITECTURE_SIZES else DEFAULT_ARCHITECTURE)
+        return cls(cfg, SpanBertEncoder(cfg, dictionary))
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
@@ -142,8 +203,8 @@ class SpanBertModel(FairseqEncoderModel):
             pair_target_mask=pair_target_mask,
         )
 
-    def extract_features(self, src_tokens):  # B x T -> B x T x C
-        return self.encoder.extract_features(src_tokens)
+    def extract_features(self, src_tokens, return_all_hiddens=False, token_types=None):
+        return self.encoder.extract_features(src_tokens, return_all_hiddens, token_types)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         # Every loading path (--restore-file, --finetune-from-model, the hub) comes here. A
@@ -155,44 +216,33 @@ class SpanBertModel(FairseqEncoderModel):
     def max_positions(self):
         return self.encoder.max_positions()
 
+    # The hub layer (spanbert_fairseq.hub) puts its loader here when it is imported: a model must
+    # not import the hub that wraps it.
+    hub_loader = None
+
     @classmethod
-    def from_pretrained(cls, model_name_or_path, checkpoint_file=None):
-        """Load a trained checkpoint for inference: returns a `SpanBertHubInterface`.
+    def from_pretrained(cls, model_name_or_path, checkpoint_file=None, data_name_or_path=None, **overrides):
+        """RoBERTa's hub convention: a trained checkpoint with its tokenizer, as a `SpanBertHubInterface`.
 
-        `model_name_or_path` is a directory holding the checkpoint and the vocabulary
-        (`dict.txt`, plus `vocab.txt` for WordPiece or `spm.model` for SentencePiece). Without
-        `checkpoint_file`: checkpoint_best.pt, else checkpoint_last.pt, else model.pt (spanbert-import's).
+        `model_name_or_path`: the checkpoint's directory (or the checkpoint file). Without
+        `checkpoint_file`: checkpoint_best.pt, else checkpoint_last.pt, else model.pt. The vocabulary
+        is found beside the checkpoint, else in `data_name_or_path`, else in the data directory the
+        checkpoint was trained on. `overrides` replace model config values (e.g. dropout=0.0).
         """
-        from .hub_interface import SpanBertHubInterface
-
-        return SpanBertHubInterface.from_pretrained(model_name_or_path, checkpoint_file)
-
-
-def _set_defaults(args, **sizes):
-    for name, value in sizes.items():
-        setattr(args, name, getattr(args, name, value))
+        return cls.hub_loader(model_name_or_path, checkpoint_file, data_name_or_path, **overrides)
 
 
 @register_model_architecture("span_bert", "spanbert_base")
 def spanbert_base(args):
-    _set_defaults(
-        args, encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072,
-        encoder_attention_heads=12,
-    )
+    fill_architecture(args, "spanbert_base")
 
 
 @register_model_architecture("span_bert", "spanbert_large")
 def spanbert_large(args):
-    _set_defaults(
-        args, encoder_layers=24, encoder_embed_dim=1024, encoder_ffn_embed_dim=4096,
-        encoder_attention_heads=16,
-    )
+    fill_architecture(args, "spanbert_large")
 
 
 @register_model_architecture("span_bert", "spanbert_tiny")
 def spanbert_tiny(args):
     """For tests and the CPU demo."""
-    _set_defaults(
-        args, encoder_layers=2, encoder_embed_dim=128, encoder_ffn_embed_dim=512,
-        encoder_attention_heads=2,
-    )
+    fill_architecture(args, "spanbert_tiny")

@@ -1,5 +1,6 @@
-"""The span_bert task: document blocks, span masking and SBO targets (SPEC sections 1-3)."""
+"""The span_bert task: document blocks, span masking and SBO targets (docs/data.md)."""
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -7,20 +8,23 @@ from dataclasses import dataclass, field
 import numpy as np
 from fairseq import utils
 from fairseq.data import SortDataset, data_utils
+from fairseq.dataclass import FairseqDataclass
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
+from spanbert_text.errors import UserInputError
+
 from ..data.binaries import TokenFile
 from ..data.block_dataset import DocumentBlockDataset
-from ..data.dictionary import BertDictionary, load_dictionary
+from ..data.dictionary import BertDictionary
 from ..data.span_masked_dataset import SpanMaskedDataset
-from ..data.span_masking import SpanMasker, SpanMaskingConfig
+from ..data.span_masking import MaskingParams, SpanMasker
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class SpanBertConfig(SpanMaskingConfig):
+class _DataFlags(FairseqDataclass):
     data: str = field(
         default=MISSING,
         metadata={"help": "colon-separated data directories (shards), one per epoch in round-robin; "
@@ -32,18 +36,28 @@ class SpanBertConfig(SpanMaskingConfig):
     seed: int = II("common.seed")
 
 
+# The task's flags: the data flags above, then every masking flag with the default and help text
+# that MaskingParams declares (one declaration; MaskingParams validates them).
+SpanBertConfig = dataclasses.make_dataclass(
+    "SpanBertConfig",
+    [(f.name, f.type, field(default=f.default, metadata=f.metadata)) for f in dataclasses.fields(MaskingParams)],
+    bases=(_DataFlags,),
+    namespace={"__module__": __name__, "__doc__": "The span_bert task's flags."},
+)
+
+
 @register_task("span_bert", dataclass=SpanBertConfig)
 class SpanBertTask(FairseqTask):
     """SpanBERT pretraining data: `[CLS] span-masked block [SEP]` with MLM and SBO targets."""
 
-    cfg: SpanBertConfig
-
-    def __init__(self, cfg: SpanBertConfig, dictionary):
+    def __init__(self, cfg, dictionary):
         super().__init__(cfg)
         if cfg.tokens_per_sample < 3:
-            raise ValueError(f"--tokens-per-sample must be at least 3 ([CLS] token [SEP]), got {cfg.tokens_per_sample}")
+            raise UserInputError(
+                f"--tokens-per-sample must be at least 3 ([CLS] token [SEP]), got {cfg.tokens_per_sample}"
+            )
         self.dictionary = dictionary
-        self.masker = SpanMasker(cfg, dictionary)  # checks the masking flags
+        self.masker = SpanMasker(MaskingParams.from_config(cfg), dictionary)
 
     @classmethod
     def load_dictionary(cls, filename):
@@ -51,12 +65,13 @@ class SpanBertTask(FairseqTask):
         return BertDictionary.load(filename)
 
     @classmethod
-    def setup_task(cls, cfg: SpanBertConfig, **kwargs):
+    def setup_task(cls, cfg, **kwargs):
         paths = utils.split_paths(cfg.data)
         if not paths:
-            raise ValueError("--data (the positional data directory) is empty")
-        dictionary = load_dictionary(os.path.join(paths[0], "dict.txt"))
-        logger.info(f"dictionary: {len(dictionary)} types from {os.path.join(paths[0], 'dict.txt')}")
+            raise UserInputError("--data (the positional data directory) is empty")
+        dict_path = os.path.join(paths[0], "dict.txt")
+        dictionary = cls.load_dictionary(dict_path)
+        logger.info(f"dictionary: {len(dictionary)} types from {dict_path}")
         return cls(cfg, dictionary)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
@@ -66,12 +81,13 @@ class SpanBertTask(FairseqTask):
         tokens = TokenFile(os.path.join(data_path, split))
         tokens.check_dictionary(self.dictionary, os.path.join(paths[0], "dict.txt"))
         blocks = DocumentBlockDataset(tokens, self.cfg.tokens_per_sample - 2)
-        st = blocks.stats
-        if st["blocks"] == 0:
-            raise ValueError(f"{tokens.prefix}: no text, only document boundaries ({len(tokens.sizes)} lines)")
+        counts = blocks.stats
+        if counts["blocks"] == 0:
+            raise UserInputError(f"{tokens.prefix}: no text, only document boundaries ({len(tokens.sizes)} lines)")
         logger.info(
-            f"{split} {tokens.prefix}: {st['blocks']} blocks, {st['tokens']} tokens, {st['documents']} documents; "
-            f"{st['split_lines']} lines longer than a block split; {st['empty_documents']} empty documents skipped"
+            f"{split} {tokens.prefix}: {counts['blocks']} blocks, {counts['tokens']} tokens, "
+            f"{counts['documents']} documents; {counts['split_lines']} lines longer than a block split; "
+            f"{counts['empty_documents']} empty documents skipped"
         )
         dataset = SpanMaskedDataset(blocks, self.masker, self.cfg.seed)
         # fairseq loads unsharded data once, with whatever epoch the run (or its resume) starts in;
@@ -87,12 +103,13 @@ class SpanBertTask(FairseqTask):
         return model
 
     def check_model_positions(self, model):
-        """--tokens-per-sample must fit the model's learned positions."""
+        """--tokens-per-sample must fit the model's learned positions (--max-positions)."""
         positions = model.max_positions()
         if isinstance(positions, int) and self.cfg.tokens_per_sample > positions:
-            raise ValueError(
-                f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's {positions} positions; "
-                f"use --tokens-per-sample {positions} or less"
+            raise UserInputError(
+                f"--tokens-per-sample {self.cfg.tokens_per_sample} exceeds the model's {positions} positions "
+                f"(--max-positions {positions}); use --tokens-per-sample {positions} or less, or a model "
+                f"with more positions"
             )
 
     def max_positions(self):

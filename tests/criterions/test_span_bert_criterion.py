@@ -10,7 +10,7 @@ from fairseq.logging import metrics
 
 from spanbert_fairseq.criterions.span_bert import SpanBertCriterionConfig, SpanBertLoss
 from spanbert_fairseq.data.dictionary import BertDictionary
-from spanbert_fairseq.models.span_bert import SpanBertModelConfig, SpanBertEncoder, SpanBertModel
+from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModel, SpanBertModelConfig
 
 P = 15  # max_pair_targets
 
@@ -23,7 +23,7 @@ def dictionary(bert_vocab):
 @pytest.fixture(scope="module")
 def model(dictionary):
     cfg = SpanBertModelConfig(encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-                         encoder_attention_heads=2)
+                              encoder_attention_heads=2, max_pair_targets=15)
     torch.manual_seed(0)
     return SpanBertModel(cfg, SpanBertEncoder(cfg, dictionary)).eval()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from spanbert_fairseq.data.binaries import BinaryDataError, TokenFile
-from spanbert_fairseq.data.span_masking import SpanMasker, SpanMaskingConfig
+from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker
 
 
 @pytest.fixture
@@ -44,10 +44,10 @@ def test_idx_that_is_not_an_mmap_index(data_copy):
 
 def test_missing_split_names_the_path(data_copy):
     path, _ = data_copy
-    with pytest.raises(FileNotFoundError, match=rf"split 'test' not found: missing {path}/test\.idx"):
+    with pytest.raises(BinaryDataError, match=rf"split 'test' not found: missing {path}/test\.idx"):
         TokenFile(str(path / "test"))
     (path / "valid.bin").unlink()
-    with pytest.raises(FileNotFoundError, match=r"valid\.bin"):
+    with pytest.raises(BinaryDataError, match=r"valid\.bin"):
         TokenFile(str(path / "valid"))
 
 
@@ -99,11 +99,11 @@ def test_dict_with_other_special_ids(data_copy, sentencepiece_data):
 )
 def test_bad_masking_options_name_the_flag(wordpiece_data, options, message):
     with pytest.raises(ValueError, match=message):
-        SpanMasker(SpanMaskingConfig(**options), wordpiece_data[1])
+        SpanMasker(MaskingParams(**options), wordpiece_data[1])
 
 
 def test_geometric_p_of_one_is_valid(wordpiece_data):
-    masker = SpanMasker(SpanMaskingConfig(geometric_p=1.0), wordpiece_data[1])
+    masker = SpanMasker(MaskingParams(geometric_p=1.0), wordpiece_data[1])
     block = np.full(100, wordpiece_data[1].index("the"))
     assert set(masker.trace_spans(block, 0, 1, 0)[:, 2]) == {1}
 
@@ -111,14 +111,14 @@ def test_geometric_p_of_one_is_valid(wordpiece_data):
 def test_unigram_without_counts_says_what_to_do(wordpiece_data):
     dictionary = wordpiece_data[1]
     with pytest.raises(ValueError, match="needs token counts in dict.txt.*--random-token-source uniform"):
-        SpanMasker(SpanMaskingConfig(), dictionary, unigram_counts=np.zeros(len(dictionary)))
+        SpanMasker(MaskingParams(), dictionary, unigram_counts=np.zeros(len(dictionary)))
 
 
 # --- degenerate blocks ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def masker(wordpiece_data):
-    return SpanMasker(SpanMaskingConfig(), wordpiece_data[1])
+    return SpanMasker(MaskingParams(), wordpiece_data[1])
 
 
 def check(masker, block, masked_count):

@@ -15,7 +15,7 @@ from scipy import stats
 from spanbert_fairseq.data.binaries import TokenFile
 from spanbert_fairseq.data.block_dataset import DocumentBlockDataset
 from spanbert_fairseq.data.span_lengths import span_length_probs
-from spanbert_fairseq.data.span_masking import SpanMasker, SpanMaskingConfig
+from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker
 
 EPOCHS = 6  # passes over the ~290 training blocks: ~1.7k masked blocks, ~40k spans
 
@@ -57,7 +57,7 @@ def test_corpus_has_realistic_continuation_pieces(blocks, dictionary):
 
 def test_drawn_span_lengths_follow_the_truncated_geometric(blocks, dictionary):
     """Chi-square goodness of fit of the drawn lengths (in words) to SPEC's 0.224 .. 0.030; p > 0.001."""
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     drawn = np.concatenate([masker.trace_spans(b, 7, e, i)[:, 2] for e in range(1, EPOCHS + 1)
                             for i, b in enumerate(blocks)])
     observed = np.bincount(drawn, minlength=11)[1:]
@@ -71,7 +71,7 @@ def test_drawn_span_lengths_follow_the_truncated_geometric(blocks, dictionary):
 def test_spans_cover_whole_words_up_to_the_drawn_length(blocks, dictionary):
     """Each placed span starts at a word start and covers exactly its drawn number of whole words,
     unless it meets the block end, a special, or the budget (then only the last span of the block)."""
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     word_start = dictionary.word_start_table()
     special = np.isin(np.arange(len(dictionary)), dictionary.special_ids())
     cut, realized = 0, []
@@ -98,10 +98,10 @@ def test_spans_cover_whole_words_up_to_the_drawn_length(blocks, dictionary):
 
 
 def test_budget_is_exact_and_specials_are_never_masked(blocks, dictionary):
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     specials = dictionary.special_ids()
     rng = np.random.default_rng(0)
-    for block, (source, target, _, _), _ in mask_all(masker, blocks, epochs=2):
+    for block, (_source, target, _, _), _ in mask_all(masker, blocks, epochs=2):
         # Sprinkle every special into a copy of the block: none may be masked or replaced.
         spiked = block.copy()
         where = rng.choice(len(block), 12, replace=False)
@@ -118,7 +118,7 @@ def test_budget_is_exact_and_specials_are_never_masked(blocks, dictionary):
 @pytest.mark.parametrize("n,expected", [(1, 1), (2, 1), (7, 2), (20, 3), (40, 6), (100, 15), (510, 77)])
 def test_budget_is_the_exact_ceiling(dictionary, n, expected):
     """ceil(0.15 n) in exact arithmetic: 0.15 * 20 is 3.0000000000000004 in floats, the budget 3."""
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     block = np.full(n, dictionary.index("the"))
     assert masker.budget(n) == expected
     assert (masker.mask_block(block, 0, 1, 0).target != dictionary.pad()).sum() == expected
@@ -127,7 +127,7 @@ def test_budget_is_the_exact_ceiling(dictionary, n, expected):
 def test_merged_spans_start_at_word_starts_and_merge(blocks, dictionary):
     """Every masked run starts at a word start; runs equal the union of the placed spans, so
     overlapping or touching spans became one."""
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     word_start = dictionary.word_start_table()
     merged = 0
     for block, (_, target, _, _), key in mask_all(masker, blocks, epochs=2):
@@ -166,7 +166,7 @@ def within_binomial(count, n, p, z=4.5):
 
 def test_replacement_is_decided_once_per_merged_span(blocks, dictionary):
     """80/10/10 per span, each within 4.5 binomial standard deviations; no span mixes kinds."""
-    masker = SpanMasker(SpanMaskingConfig(replacement_method="span"), dictionary)
+    masker = SpanMasker(MaskingParams(replacement_method="span"), dictionary)
     kinds = []
     for block, (source, target, _, _), _ in mask_all(masker, blocks):
         kinds += classify_spans(dictionary, block, source, target)
@@ -179,7 +179,7 @@ def test_replacement_is_decided_once_per_merged_span(blocks, dictionary):
 
 
 def test_word_piece_replacement_is_decided_per_token(blocks, dictionary):
-    masker = SpanMasker(SpanMaskingConfig(replacement_method="word_piece"), dictionary)
+    masker = SpanMasker(MaskingParams(replacement_method="word_piece"), dictionary)
     is_mask = is_kept = total = mixed = 0
     for block, (source, target, _, _), _ in mask_all(masker, blocks, epochs=2):
         masked = target != dictionary.pad()
@@ -198,7 +198,7 @@ def test_random_tokens_follow_the_chosen_source(blocks, dictionary):
     top = np.argsort(counts)[-20:]  # the 20 most frequent tokens: ~35% of the corpus
     share = {}
     for source_kind in ("unigram", "uniform"):
-        cfg = SpanMaskingConfig(random_token_source=source_kind, replacement_method="word_piece",
+        cfg = MaskingParams(random_token_source=source_kind, replacement_method="word_piece",
                                 leave_unmasked_prob=0.0, random_token_prob=1.0)
         masker = SpanMasker(cfg, dictionary)
         drawn = np.concatenate([src[tgt != dictionary.pad()]
@@ -211,7 +211,7 @@ def test_random_tokens_follow_the_chosen_source(blocks, dictionary):
 
 
 def test_sbo_pairs_point_at_unmasked_boundaries_inside_the_block(blocks, dictionary):
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     n_pairs = long_spans = 0
     for block, (_, target, pairs, pair_targets), _ in mask_all(masker, blocks, epochs=2):
         masked = target != dictionary.pad()
@@ -230,7 +230,7 @@ def test_sbo_pairs_point_at_unmasked_boundaries_inside_the_block(blocks, diction
 
 @pytest.mark.parametrize("scheme", ["subword", "whole_word"])
 def test_ablation_schemes_meet_the_same_budget(blocks, dictionary, scheme):
-    masker = SpanMasker(SpanMaskingConfig(masking_scheme=scheme), dictionary)
+    masker = SpanMasker(MaskingParams(masking_scheme=scheme), dictionary)
     word_start = dictionary.word_start_table()
     run_lengths = []
     for block, (_, target, _, _), _ in mask_all(masker, blocks, epochs=1):
@@ -250,7 +250,7 @@ def test_ablation_schemes_meet_the_same_budget(blocks, dictionary, scheme):
 def test_span_scheme_masks_longer_runs_than_the_ablations(blocks, dictionary):
     mean_run = {}
     for scheme in ("span", "whole_word", "subword"):
-        masker = SpanMasker(SpanMaskingConfig(masking_scheme=scheme), dictionary)
+        masker = SpanMasker(MaskingParams(masking_scheme=scheme), dictionary)
         lengths = [e - s + 1 for b, (_, t, _, _), _ in mask_all(masker, blocks, epochs=1)
                    for s, e in masked_runs(t != dictionary.pad())]
         mean_run[scheme] = np.mean(lengths)
@@ -258,8 +258,8 @@ def test_span_scheme_masks_longer_runs_than_the_ablations(blocks, dictionary):
 
 
 def test_same_key_same_mask_new_epoch_new_mask(blocks, dictionary):
-    a = SpanMasker(SpanMaskingConfig(), dictionary)
-    b = SpanMasker(SpanMaskingConfig(), dictionary)
+    a = SpanMasker(MaskingParams(), dictionary)
+    b = SpanMasker(MaskingParams(), dictionary)
     block = blocks[3]
     first = a.mask_block(block, 11, 2, 3)
     for _ in range(3):
@@ -276,7 +276,7 @@ def test_sentencepiece_vocabulary(sentencepiece_data):
     out, dictionary, _ = sentencepiece_data
     assert dictionary.is_sentencepiece()
     dataset = DocumentBlockDataset(TokenFile(str(out / "train")), 510)
-    masker = SpanMasker(SpanMaskingConfig(), dictionary)
+    masker = SpanMasker(MaskingParams(), dictionary)
     word_start = dictionary.word_start_table()
     assert 0.1 < 1 - word_start[np.concatenate([dataset[i].numpy() for i in range(20)])].mean() < 0.7
     for index in range(len(dataset)):

@@ -25,7 +25,10 @@ TINY_CONFIG = dict(
 SBO_TARGETS, SBO_POSITION_DIM = 20, 8
 
 
-def random_sbo_head(hidden=TINY_CONFIG["hidden_size"], vocab=len(TINY_VOCAB)):
+TINY_VOCAB_SIZE = len(TINY_VOCAB)
+
+
+def random_sbo_head(hidden=TINY_CONFIG["hidden_size"], vocab=TINY_VOCAB_SIZE):
     """The authors' `cls.pair_target_predictions` tensors (LayerNorm as weight/bias)."""
     g = torch.Generator().manual_seed(1)
     p = "cls.pair_target_predictions."

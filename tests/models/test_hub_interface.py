@@ -9,10 +9,12 @@ from omegaconf import OmegaConf
 
 from spanbert_fairseq import SpanBertModel
 from spanbert_fairseq.data.dictionary import BertDictionary
-from spanbert_fairseq.models.span_bert import SpanBertModelConfig, SpanBertEncoder
+from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModelConfig
+from spanbert_text.errors import UserInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY = dict(encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2)
+TINY = dict(encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
+            max_pair_targets=15)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def test_from_pretrained_loads_the_weights(model_dir):
     hub = SpanBertModel.from_pretrained(directory, checkpoint_file="checkpoint_last.pt")
     tokens = hub.encode("Hello world, this is SpanBERT.")
     assert tokens[0] == hub.dictionary.cls() and tokens[-1] == hub.dictionary.sep()
-    assert hub.decode(tokens) == "hello world , this is spanbert ."  # uncased vocab: lowercased
+    assert hub.decode(tokens) == "hello world, this is spanbert."  # uncased vocab: lowercased
     features = hub.extract_features(tokens)
     assert features.shape == (1, len(tokens), TINY["encoder_embed_dim"])
     with torch.no_grad():
@@ -59,20 +61,20 @@ def test_fill_spans_predicts_every_masked_token_with_both_heads(model_dir):
 
 
 def test_clear_errors_for_missing_files(model_dir, tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+    with pytest.raises(UserInputError, match="checkpoint not found"):
         SpanBertModel.from_pretrained(tmp_path, checkpoint_file="nope.pt")
     shutil.copy(model_dir[0] / "checkpoint_last.pt", tmp_path / "checkpoint_last.pt")
-    with pytest.raises(FileNotFoundError, match="dict.txt nor vocab.txt"):
+    with pytest.raises(UserInputError, match="no vocabulary"):
         SpanBertModel.from_pretrained(tmp_path, checkpoint_file="checkpoint_last.pt")
     # A dict.txt alone gives the ids but no way to split text into pieces.
     BertDictionary.load(str(model_dir[0] / "vocab.txt")).save(str(tmp_path / "dict.txt"))
-    with pytest.raises(FileNotFoundError, match="no tokenizer found"):
+    with pytest.raises(UserInputError, match="no tokenizer found"):
         SpanBertModel.from_pretrained(tmp_path, checkpoint_file="checkpoint_last.pt")
 
 
 def test_default_checkpoint_is_best_then_last_then_imported(model_dir, tmp_path):
     shutil.copy(model_dir[0] / "vocab.txt", tmp_path / "vocab.txt")
-    with pytest.raises(FileNotFoundError, match="checkpoint_best.pt, checkpoint_last.pt, model.pt"):
+    with pytest.raises(UserInputError, match="checkpoint_best.pt, checkpoint_last.pt, model.pt"):
         SpanBertModel.from_pretrained(tmp_path)
     shutil.copy(model_dir[0] / "checkpoint_last.pt", tmp_path / "model.pt")
     assert SpanBertModel.from_pretrained(tmp_path).encode("the cat").numel() == 4
@@ -90,6 +92,6 @@ def test_a_tokenizer_json_that_pads_does_not_pad_encode(model_dir, tmp_path):
 
 
 def test_torch_hub_load_from_the_repository(model_dir):
-    hub = torch.hub.load(str(REPO_ROOT), "spanbert", source="local", model_dir=str(model_dir[0]),
+    hub = torch.hub.load(str(REPO_ROOT), "spanbert", str(model_dir[0]), source="local",
                          checkpoint_file="checkpoint_last.pt")
     assert hub.decode(hub.encode("span boundary")) == "span boundary"

@@ -5,9 +5,10 @@ import torch
 import torch.nn.functional as F
 
 from spanbert_fairseq.data.dictionary import BertDictionary
-from spanbert_fairseq.models.span_bert import SpanBertModelConfig, SpanBertEncoder, SpanBertModel
+from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModel, SpanBertModelConfig
 
-TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4)
+TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4,
+            max_pair_targets=15)
 
 
 @pytest.fixture(scope="module")

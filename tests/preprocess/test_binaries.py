@@ -5,12 +5,10 @@ import filecmp
 import numpy as np
 import pytest
 import torch
-from fairseq.data import indexed_dataset
 from fairseq.data.indexed_dataset import MMapIndexedDataset, MMapIndexedDatasetBuilder, best_fitting_int_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spanbert_preprocess import binaries
 from spanbert_preprocess.binaries import DatasetWriter
 
 EOS = 3
@@ -71,7 +69,8 @@ def assert_same_files(tmp_path):
 @given(batches_of_docs=batches, vocab_size=st.sampled_from([30_522, 70_001]))
 def test_bulk_writer_matches_fairseq_builder(tmp_path_factory, batches_of_docs, vocab_size):
     if vocab_size < 65500:
-        batches_of_docs = [[[[t % vocab_size for t in line] for line in doc] for doc in docs] for docs in batches_of_docs]
+        batches_of_docs = [[[[t % vocab_size for t in line] for line in doc] for doc in docs]
+                           for docs in batches_of_docs]
     tmp = tmp_path_factory.mktemp("bin")
     writer = write_ours(tmp / "ours", batches_of_docs, vocab_size)
     write_fairseq(tmp / "theirs", batches_of_docs, vocab_size)
@@ -103,18 +102,3 @@ def test_uint32_for_vocabularies_past_65500(tmp_path):
     write_fairseq(tmp_path / "theirs", [docs], 70_001)
     assert_same_files(tmp_path)
     assert MMapIndexedDataset(str(tmp_path / "ours"))[0].tolist() == [5, 70_000, 65_535, 65_536, EOS]
-
-
-@pytest.mark.parametrize("size", [0, 1, 65_499, 65_500, 70_001, 4_294_967_294, 4_294_967_295, 1 << 40])
-def test_dtype_choice_is_fairseqs(size):
-    assert binaries.best_fitting_int_dtype(size) is best_fitting_int_dtype(size)
-
-
-@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int64])
-def test_index_matches_fairseq_index_writer(tmp_path, dtype):
-    sizes = np.array([3, 1, 0, 70_000, 2], dtype=np.int32)
-    binaries.write_index(str(tmp_path / "ours.idx"), dtype, sizes)
-    with MMapIndexedDataset.Index.writer(str(tmp_path / "theirs.idx"), dtype) as index:
-        index.write(sizes.tolist())
-    assert filecmp.cmp(tmp_path / "ours.idx", tmp_path / "theirs.idx", shallow=False)
-    assert binaries.DTYPE_CODES[dtype] == indexed_dataset._dtype_header_code(dtype)

@@ -49,7 +49,8 @@ def test_span_bert_task_reads_one_shard_per_epoch(tmp_path, small_docs, bert_voc
     from spanbert_fairseq.tasks.span_bert import SpanBertConfig, SpanBertTask
 
     corpus = write_corpus(tmp_path / "c.txt", small_docs)
-    result = run_cli(corpus, "--vocab", bert_vocab, "--shards", 2, "--valid-fraction", 0.1, "--destdir", tmp_path / "bin")
+    result = run_cli(corpus, "--vocab", bert_vocab, "--shards", 2, "--valid-fraction", 0.1,
+                     "--destdir", tmp_path / "bin")
     assert result.code == 0, result.err
     data = result.out.rsplit("fairseq-train data: ", 1)[1].rstrip(")\n")
     task = SpanBertTask.setup_task(SpanBertConfig(data=data, seed=1, tokens_per_sample=128))

@@ -83,7 +83,8 @@ def test_trained_wordpiece_round_trip(tmp_path, small_docs, write_corpus, run_cl
     assert result.code == 0, result.err
     dictionary, splits = read_output(out)
     assert dictionary.symbols[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    assert (dictionary.pad(), dictionary.unk(), dictionary.cls(), dictionary.eos(), dictionary.mask()) == (0, 1, 2, 3, 4)
+    specials = (dictionary.pad(), dictionary.unk(), dictionary.cls(), dictionary.eos(), dictionary.mask())
+    assert specials == (0, 1, 2, 3, 4)
     assert 100 < len(dictionary) <= 1500
     assert not dictionary.is_sentencepiece()
     assert not dictionary.word_start_table().all(), "a trained WordPiece vocab has ## continuations"

@@ -44,7 +44,8 @@ def test_valid_split_is_deterministic_per_seed(tmp_path, small_docs, bert_vocab,
     valid_bins = []
     for run, seed in enumerate((7, 7, 1, 2, 3, 4)):
         out = tmp_path / f"run{run}"
-        assert run_cli(corpus, "--vocab", bert_vocab, "--valid-fraction", 0.2, "--seed", seed, "--destdir", out).code == 0
+        result = run_cli(corpus, "--vocab", bert_vocab, "--valid-fraction", 0.2, "--seed", seed, "--destdir", out)
+        assert result.code == 0
         valid_bins.append((out / "valid.bin").read_bytes())
     assert valid_bins[0] == valid_bins[1]
     assert len(set(valid_bins)) > 1, "--seed does not change the held-out documents"

@@ -12,9 +12,8 @@ With --plugin, spanbert_fairseq is imported first (its checkpoint patches apply)
 import sys
 from types import SimpleNamespace
 
-import torch
-
 import fault_injection
+import torch
 
 PAYLOAD_FLOATS = 1 << 20
 
@@ -60,7 +59,9 @@ def main(argv):
     save_dir, rest = argv[0], argv[1:]
     if "--plugin" in rest:
         rest.remove("--plugin")
-        import spanbert_fairseq  # noqa: F401  (installs the checkpoint patches)
+        from spanbert_fairseq import patches
+
+        patches.apply("train")  # what fairseq-train gets: the checkpoint patches
     from fairseq import checkpoint_utils
     from fairseq.dataclass.configs import CheckpointConfig
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from spanbert_fairseq import checkpoint_safety
+from spanbert_fairseq.patches import resume_fallback
 
 HERE = Path(__file__).resolve().parent
 WRITER = HERE / "checkpoint_writer.py"
@@ -46,7 +46,7 @@ def test_vanilla_fairseq_leaves_truncated_last_when_killed_during_copy(tmp_path)
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert (tmp_path / "checkpoint_last.pt").exists()
     assert saved_update(tmp_path / "checkpoint_last.pt") is None
-    assert not checkpoint_safety.is_readable_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert not resume_fallback.is_readable_checkpoint(tmp_path / "checkpoint_last.pt")
 
 
 @pytest.mark.parametrize(
@@ -107,6 +107,7 @@ def resume(save_dir):
     from fairseq.dataclass.configs import CheckpointConfig
     from omegaconf import OmegaConf
 
+    resume_fallback.install()  # as in fairseq-train
     cfg = OmegaConf.structured(CheckpointConfig(save_dir=str(save_dir)))
     trainer = _RecordingTrainer()
     checkpoint_utils.load_checkpoint(cfg, trainer)
@@ -157,4 +158,4 @@ def test_first_launch_is_unchanged(tmp_path):
 def test_legacy_torch_format_counts_as_readable(tmp_path):
     path = tmp_path / "checkpoint_last.pt"
     torch.save({"a": torch.ones(3)}, path, _use_new_zipfile_serialization=False)
-    assert checkpoint_safety.is_readable_checkpoint(path)
+    assert resume_fallback.is_readable_checkpoint(path)

@@ -88,11 +88,11 @@ def data_dir(tiny_data_dir, tmp_path, keep_signal_handlers):
 
 def train_error(data, tmp_path, *flags):
     """The one-line message fairseq-train prints for this input (its CLI hook), not a traceback."""
-    from spanbert_fairseq.cli_errors import input_error_message
+    from spanbert_fairseq.patches.cli_errors import input_error_message
 
     with pytest.raises(Exception) as info:
         fairseq_train(data, tmp_path / "save", *flags)
-    message = input_error_message(info.value, info.tb)
+    message = input_error_message(info.value)
     assert message is not None, f"not reported as an input error (would print a traceback): {info.value!r}"
     return message
 
@@ -199,7 +199,7 @@ def test_vocab_without_bert_special_tokens(tmp_path, bert_vocab, capsys):
 
 def test_vocab_without_bert_special_tokens_as_training_dict(data_dir, tmp_path):
     lines = (data_dir / "dict.txt").read_text(encoding="utf-8").splitlines()
-    (data_dir / "dict.txt").write_text("\n".join(l for l in lines if not l.startswith("[MASK] ")) + "\n")
+    (data_dir / "dict.txt").write_text("\n".join(line for line in lines if not line.startswith("[MASK] ")) + "\n")
     message = train_error(data_dir, tmp_path)
     assert str(data_dir / "dict.txt") in message and "[MASK]" in message
 
@@ -225,7 +225,7 @@ def test_dict_that_does_not_match_the_binaries(data_dir, tmp_path):
 def test_dict_whose_sep_is_elsewhere_does_not_match_the_binaries(data_dir, tmp_path):
     """Same size, but [SEP] (the id every line ends with) moved: every line's end is wrong."""
     lines = (data_dir / "dict.txt").read_text(encoding="utf-8").splitlines()
-    sep = next(i for i, l in enumerate(lines) if l.startswith("[SEP] "))
+    sep = next(i for i, line in enumerate(lines) if line.startswith("[SEP] "))
     lines[sep], lines[sep + 10] = lines[sep + 10], lines[sep]
     (data_dir / "dict.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     message = train_error(data_dir, tmp_path)
@@ -282,9 +282,10 @@ def test_empty_shard(data_dir, tmp_path):
     shard1.mkdir()
     shutil.copy(data_dir / "dict.txt", shard1 / "dict.txt")
     empty_split(shard1 / "train")
-    from spanbert_fairseq.tasks.span_bert import SpanBertTask  # noqa: F401  (registers the task)
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from spanbert_fairseq.tasks.span_bert import SpanBertTask  # noqa: F401  (registers the task)
 
     argv = [f"{shard0}:{shard1}", "--user-dir", USER_DIR, "--task", "span_bert", "--arch", "spanbert_tiny",
             "--tokens-per-sample", "64", "--batch-size", "4"]  # fmt: skip
@@ -337,10 +338,10 @@ def test_geometric_p_of_one_with_span_lower_above_one(bert_vocab):
 
 @pytest.fixture(scope="module")
 def masker_and_dictionary(bert_vocab):
-    from spanbert_fairseq.data.span_masking import SpanMasker, SpanMaskingConfig
+    from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker
 
     dictionary = BertDictionary.load(str(bert_vocab))
-    return SpanMasker(SpanMaskingConfig(), dictionary), dictionary
+    return SpanMasker(MaskingParams(), dictionary), dictionary
 
 
 def degenerate_blocks(dictionary):

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 import spanbert_fairseq
+from spanbert_fairseq.patches import cpu_fp16
 
 USER_DIR = os.path.dirname(spanbert_fairseq.__file__)
 UPDATES = 200
+cpu_fp16.install()  # what fairseq-train gets on a machine without CUDA
 
 
 @pytest.fixture(autouse=True)

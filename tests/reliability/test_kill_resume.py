@@ -19,7 +19,6 @@ import re
 import signal
 
 import pytest
-
 from train_harness import (
     MAX_UPDATE,
     UPDATES_PER_EPOCH,

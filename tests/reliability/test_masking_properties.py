@@ -8,7 +8,7 @@ Derandomized with a fixed example budget so that CI sees the same examples every
 
 import math
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import pytest
@@ -34,12 +34,12 @@ def _vocab_path(bert_vocab):
     _VOCAB_PATH["path"] = str(bert_vocab)
 
 
-@lru_cache(maxsize=None)
+@cache
 def dictionary():
     return BertDictionary.load(_VOCAB_PATH["path"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def token_pools():
     d = dictionary()
     specials = set(d.special_ids())
@@ -50,7 +50,7 @@ def token_pools():
 
 @lru_cache(maxsize=64)
 def masker(options):
-    return span_masking.SpanMasker(span_masking.SpanMaskingConfig(**dict(options)), dictionary())
+    return span_masking.SpanMasker(span_masking.MaskingParams(**dict(options)), dictionary())
 
 
 @st.composite
@@ -183,7 +183,7 @@ def test_pair_targets_are_the_first_original_span_tokens(options, block, key):
 def test_masking_is_a_pure_function_of_seed_epoch_index(options, block, other, key):
     first = mask(options, block, key)
     mask(options, other, (key[0] + 1, key[1], key[2]))  # unrelated work in between
-    fresh = span_masking.SpanMasker(span_masking.SpanMaskingConfig(**dict(options)), dictionary())
+    fresh = span_masking.SpanMasker(span_masking.MaskingParams(**dict(options)), dictionary())
     again = [t.numpy() for t in fresh.mask_block(torch.from_numpy(block), *key)]
     for a, b in zip(first, again):
         assert a.dtype == b.dtype and np.array_equal(a, b)

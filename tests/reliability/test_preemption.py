@@ -9,12 +9,11 @@ import re
 import signal
 
 import pytest
-
 from train_harness import MAX_UPDATE, Launch, differing_tensors, load_state, run_to_end, train_command
 
 pytestmark = pytest.mark.slow
 
-STOPPED_AT = re.compile(r"stopping for preemption at update (\d+)")
+STOPPED_AT = re.compile(r"stopping at update (\d+)")
 
 
 def stop_with(command, signum, after_update):
@@ -46,6 +45,32 @@ def test_preemption_signals_save_exit_cleanly_and_resume_exactly(tiny_data_dir, 
     reference = load_state(uninterrupted_dir / "checkpoint_last.pt")["model"]
     diff = differing_tensors(reference, load_state(tmp_path / "checkpoint_last.pt")["model"])
     assert not diff, f"{len(diff)} tensors differ after stop/resume, e.g. {diff[:3]}"
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+def test_a_signal_to_the_process_group_saves_with_data_loader_workers(tiny_data_dir, tmp_path, signum, status):
+    """Ctrl-C (SIGINT to the terminal's process group) or `kill -TERM -PGID` with --num-workers 2: the
+    workers get the signal too. Training still saves checkpoint_last.pt after the current update."""
+    launch = Launch(train_command(tiny_data_dir, tmp_path, MAX_UPDATE, extra=["--num-workers", "2"]))
+    assert launch.wait_for_update(7), launch.output[-3000:]
+    launch.send_to_group(signum)
+    assert launch.finish() == status, launch.output[-3000:]
+    stopped = int(STOPPED_AT.search(launch.output).group(1))
+    assert stopped >= 7 and saved_updates(tmp_path / "checkpoint_last.pt") == stopped
+    assert "Traceback" not in launch.output and "exited unexpectedly" not in launch.output
+    if signum == signal.SIGINT:
+        expected = f"fairseq-train: interrupted at update {stopped}; saved checkpoint_last.pt in {tmp_path}"
+        assert expected in launch.output, launch.output[-3000:]
+
+
+def test_a_second_ctrl_c_stops_at_once(tiny_data_dir, tmp_path):
+    launch = Launch(train_command(tiny_data_dir, tmp_path, MAX_UPDATE, extra=["--max-update", "100000"]))
+    assert launch.wait_for_update(3), launch.output[-3000:]
+    launch.send(signal.SIGINT)
+    assert launch.wait_for_line(lambda line: "received SIGINT" in line), launch.output[-3000:]
+    launch.send(signal.SIGINT)
+    assert launch.finish() == -signal.SIGINT, launch.output[-3000:]
+    assert "Traceback" not in launch.output
 
 
 def free_port():

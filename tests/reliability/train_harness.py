@@ -1,10 +1,12 @@
 """Run fairseq-train on the tiny data in a subprocess, and kill it where a test says."""
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,8 +43,17 @@ def train_command(data_dir, save_dir, max_update=MAX_UPDATE, extra=()):
     ]  # fmt: skip
 
 
+def _default_interrupt():
+    # A process started in the background of a non-interactive shell inherits SIGINT ignored, and
+    # fairseq-train then rightly leaves it ignored; a terminal's Ctrl-C reaches a default handler.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Launch:
-    """One fairseq-train process: its output lines and how it ended."""
+    """One fairseq-train process in a process group of its own: its output lines and how it ended.
+
+    A thread reads the output, so every wait below has a deadline even when the process prints nothing.
+    """
 
     def __init__(self, command, kill_during_write=None, timeout=240):
         env = {k: v for k, v in os.environ.items() if k != "SPANBERT_KILL_DURING_WRITE"}
@@ -50,32 +61,68 @@ class Launch:
         if kill_during_write:
             env["SPANBERT_KILL_DURING_WRITE"] = kill_during_write
         self.deadline = time.monotonic() + timeout
-        self.lines = []
+        self.lines, self._unread = [], queue.Queue()
         self.proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True, preexec_fn=_default_interrupt,
         )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._unread.put(line)
+        self._unread.put(None)  # end of output
 
     def updates_seen(self):
         return max((int(m.group(1)) for line in self.lines for m in [UPDATE.search(line)] if m), default=0)
 
     def wait_for_update(self, update):
-        """Read output until a log line reports `update` updates; False if the process ended first."""
-        for line in self.proc.stdout:
-            self.lines.append(line)
+        """Read output until a log line reports `update` updates; False if the process ended or the
+        deadline passed first."""
+        def reports_update(line):
             match = UPDATE.search(line)
-            if match and int(match.group(1)) >= update and "train_inner" in line:
-                return True
-            if time.monotonic() > self.deadline:
+            return match is not None and int(match.group(1)) >= update and "train_inner" in line
+
+        return self.wait_for_line(reports_update)
+
+    def wait_for_line(self, wanted):
+        """Read output until `wanted(line)`; False if the process ended or the deadline passed first."""
+        while (remaining := self.deadline - time.monotonic()) > 0:
+            try:
+                line = self._unread.get(timeout=remaining)
+            except queue.Empty:
                 break
+            if line is None:
+                self._unread.put(None)
+                return False
+            self.lines.append(line)
+            if wanted(line):
+                return True
         return False
 
     def send(self, signum):
         self.proc.send_signal(signum)
 
+    def send_to_group(self, signum):
+        """The signal to the process and its data-loader workers, as Ctrl-C or `kill -TERM -PGID` sends it."""
+        os.killpg(self.proc.pid, signum)
+
     def finish(self):
-        remaining = max(1.0, self.deadline - time.monotonic())
-        out, _ = self.proc.communicate(timeout=remaining)
-        self.lines.extend(out.splitlines(keepends=True))
+        """Wait for the exit (killing the process group at the deadline); returns the exit status."""
+        try:
+            self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        while True:
+            try:
+                line = self._unread.get(timeout=30)  # workers that outlive the process hold the pipe
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.lines.append(line)
         return self.proc.returncode
 
     @property

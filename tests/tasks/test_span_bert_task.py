@@ -14,6 +14,7 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
 import spanbert_fairseq
 from spanbert_fairseq.data.binaries import BinaryDataError, TokenFile
+from spanbert_text.errors import UserInputError
 
 USER_DIR = os.path.dirname(spanbert_fairseq.__file__)
 
@@ -107,7 +108,7 @@ def test_flags_reach_the_masker(task_data_dir):
                         "4", "--masking-scheme", "subword", "--replacement-method", "word_piece",
                         "--random-token-source", "uniform", "--geometric-p", "0.5", "--span-lower", "2",
                         "--span-upper", "4")
-    assert task.masker.cfg["geometric_p"] == 0.5 and task.masker.cfg["span_upper"] == 4
+    assert task.masker.params.geometric_p == 0.5 and task.masker.params.span_upper == 4
     task.load_dataset("valid")
     d = task.source_dictionary
     for batch in batches(task, "valid"):
@@ -163,7 +164,7 @@ def test_shards_are_read_round_robin_by_epoch(sharded_data_dir):
         sizes[epoch] = int(task.dataset("train").sizes.sum())
     assert sizes[1] == sizes[3] != sizes[2]
     task.load_dataset("valid", epoch=1)
-    with pytest.raises(FileNotFoundError, match=r"split 'valid' not found: missing .*shard1/valid\.idx"):
+    with pytest.raises(UserInputError, match=r"split 'valid' not found: missing .*shard1/valid\.idx"):
         task.load_dataset("valid", epoch=2)
 
 
@@ -171,7 +172,7 @@ def test_missing_split_and_mismatched_dict_through_the_task(task_data_dir, tmp_p
     for name in ("dict.txt", "train.bin", "train.idx"):
         shutil.copy(task_data_dir / name, tmp_path / name)
     task, _ = make_task(tmp_path)
-    with pytest.raises(FileNotFoundError, match=rf"split 'valid' not found: missing {tmp_path}/valid\.idx"):
+    with pytest.raises(UserInputError, match=rf"split 'valid' not found: missing {tmp_path}/valid\.idx"):
         task.load_dataset("valid")
     lines = (tmp_path / "dict.txt").read_text().split("\n")[:1000]
     (tmp_path / "dict.txt").write_text("\n".join(lines) + "\n")
@@ -219,7 +220,7 @@ def test_tokens_per_sample_beyond_the_model_positions(task_data_dir):
 
 
 def test_setup_without_dict_names_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=rf"vocabulary file not found: {tmp_path}/dict.txt"):
+    with pytest.raises(UserInputError, match=rf"vocabulary file not found: {tmp_path}/dict.txt"):
         make_task(tmp_path)
 
 

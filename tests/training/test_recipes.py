@@ -79,9 +79,9 @@ def test_extra_arguments_come_last_and_override(data_dir):
 def test_fails_fast_with_a_clear_message(data_dir, setup, env, message):
     setup(data_dir)
     result = recipe("pretrain_large.sh", data_dir, env)
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.returncode == 1 and message in result.stderr, result.stderr
 
 
 def test_missing_data_directory(tmp_path):
     result = recipe("pretrain_base.sh", tmp_path / "nope", {"DRY_RUN": "1"})
-    assert result.returncode == 2 and "data directory not found" in result.stderr
+    assert result.returncode == 1 and "data directory not found" in result.stderr

@@ -1,4 +1,4 @@
-"""Vocabularies and batched tokenizers: a given or trained WordPiece, or a SentencePiece model.
+"""Batched encoders for preprocessing: a given or trained WordPiece, or a SentencePiece model.
 
 Every encoder pairs a Rust/C++ tokenizer with the Vocabulary built from the same token list,
 so token ids are dictionary ids (= vocab.txt / dict.txt line numbers) by construction.
@@ -11,15 +11,23 @@ import os
 
 import numpy as np
 import sentencepiece as spm
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import models, trainers
+
+from spanbert_text.files import atomic_path
+from spanbert_text.tokenization import (
+    SENTENCEPIECE_MODEL,
+    TOKENIZER_JSON,
+    VOCAB_TXT,
+    bert_tokenizer,
+    wordpiece_tokenizer,
+)
+from spanbert_text.vocabulary import SPECIAL_TOKENS, Vocabulary
 
 from . import PreprocessError
-from .vocabulary import SPECIAL_TOKENS, Vocabulary, VocabularyError
 
 # Specials in the order trained vocabularies place them: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
 WORDPIECE_SPECIALS = [names[0] for names in SPECIAL_TOKENS.values()]
 SENTENCEPIECE_SPECIALS = {role: names[1] for role, names in SPECIAL_TOKENS.items()}
-MAX_WORD_CHARS = 100  # BERT's: a longer "word" becomes one [UNK]
 SENTENCEPIECE_TRAINING_LINES = 5_000_000  # sentencepiece samples at most this many lines
 
 
@@ -30,35 +38,10 @@ def _flatten(id_lists):
     return flat, lengths
 
 
-def _load_dictionary(f):
-    """Vocabulary.load, its VocabularyError (missing specials, duplicates) as a PreprocessError."""
-    try:
-        return Vocabulary.load(f)
-    except VocabularyError as e:
-        raise PreprocessError(str(e)) from None
-    except UnicodeDecodeError as e:
-        raise PreprocessError(f"{f}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
-def _dictionary_from_tokens(tokens, source):
+def _vocabulary_from_tokens(tokens, source):
     f = io.StringIO("\n".join(tokens) + "\n")
     f.name = source
-    return _load_dictionary(f)
-
-
-def vocab_is_cased(dictionary):
-    """An uncased BERT vocab has no token that lowercasing would change ([unused0] etc. aside)."""
-    return any(
-        s != s.lower() for s in dictionary.symbols if not (s.startswith("[") and s.endswith("]"))
-    )
-
-
-def _bert_tokenizer(model, lowercase):
-    tokenizer = Tokenizer(model)
-    # BERT's normalizer: strips accents exactly when it lowercases, as BERT uncased does.
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    return tokenizer
+    return Vocabulary.load(f)
 
 
 class WordPieceEncoder:
@@ -66,12 +49,7 @@ class WordPieceEncoder:
 
     def __init__(self, dictionary, lowercase):
         self.dictionary, self.lowercase = dictionary, lowercase
-        model = models.WordPiece(
-            vocab=dict(dictionary.indices),
-            unk_token=dictionary.unk_word,
-            max_input_chars_per_word=MAX_WORD_CHARS,
-        )
-        self.tokenizer = _bert_tokenizer(model, lowercase)
+        self.tokenizer = wordpiece_tokenizer(dictionary, lowercase)
 
     def encode(self, lines):
         encodings = self.tokenizer.encode_batch_fast(lines, add_special_tokens=False)
@@ -79,9 +57,9 @@ class WordPieceEncoder:
 
     def save(self, directory):
         """vocab.txt (ids = line numbers) and tokenizer.json (normalizer included) for later encoding."""
-        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.write("".join(s + "\n" for s in self.dictionary.symbols))
-        self.tokenizer.save(os.path.join(directory, "tokenizer.json"))
+        self.dictionary.save_vocab_txt(os.path.join(directory, VOCAB_TXT))
+        with atomic_path(os.path.join(directory, TOKENIZER_JSON)) as temporary:
+            self.tokenizer.save(temporary)
 
     def describe(self):
         case = "lowercased" if self.lowercase else "cased"
@@ -95,13 +73,13 @@ class SentencePieceEncoder:
         self.model_proto, self.workers = model_proto, workers
         self.processor = spm.SentencePieceProcessor(model_proto=model_proto)
         pieces = [self.processor.id_to_piece(i) for i in range(self.processor.get_piece_size())]
-        self.dictionary = _dictionary_from_tokens(pieces, source)
+        self.dictionary = _vocabulary_from_tokens(pieces, source)
 
     def encode(self, lines):
         return _flatten(self.processor.encode(lines, out_type=int, num_threads=self.workers))
 
     def save(self, directory):
-        with open(os.path.join(directory, "spm.model"), "wb") as f:
+        with atomic_path(os.path.join(directory, SENTENCEPIECE_MODEL)) as temporary, open(temporary, "wb") as f:
             f.write(self.model_proto)
 
     def describe(self):
@@ -110,9 +88,9 @@ class SentencePieceEncoder:
 
 def load_wordpiece(vocab_path, lowercase=None):
     """A BERT vocab.txt; lowercase=None decides from the vocab (uncased vocabs lowercase)."""
-    dictionary = _load_dictionary(vocab_path)
+    dictionary = Vocabulary.load(vocab_path)
     if lowercase is None:
-        lowercase = not vocab_is_cased(dictionary)
+        lowercase = not dictionary.is_cased()
     return WordPieceEncoder(dictionary, lowercase)
 
 
@@ -137,7 +115,7 @@ def train_wordpiece(read_line_batches, size, lowercase):
     pinned = WORDPIECE_SPECIALS + _continuation_pieces(read_line_batches(), lowercase)
     vocab = _train_bert_wordpiece(read_line_batches(), size, lowercase, pinned)
     tokens = sorted(vocab, key=vocab.get)
-    return WordPieceEncoder(_dictionary_from_tokens(tokens, "<trained WordPiece>"), lowercase)
+    return WordPieceEncoder(_vocabulary_from_tokens(tokens, "<trained WordPiece>"), lowercase)
 
 
 def _continuation_pieces(line_batches, lowercase):
@@ -148,7 +126,7 @@ def _continuation_pieces(line_batches, lowercase):
 
 
 def _train_bert_wordpiece(line_batches, size, lowercase, special_tokens):
-    tokenizer = _bert_tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]), lowercase)
+    tokenizer = bert_tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk"][0]), lowercase)
     trainer = trainers.WordPieceTrainer(vocab_size=size, special_tokens=special_tokens, show_progress=False)
     tokenizer.train_from_iterator(line_batches, trainer=trainer)
     return tokenizer.get_vocab()

@@ -1,16 +1,18 @@
-"""The vocabulary file: ids are its line numbers, specials are found by name. No fairseq here.
+"""The vocabulary file: ids are its line numbers, specials are found by name.
 
 SpanBERT kept BERT's own ids ([PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103 in BERT
 cased), so released checkpoints load with no remapping. fairseq's own Dictionary prepends
 <s> <pad> </s> <unk>, which would shift every id; this one does not.
 
-`spanbert_fairseq.data.dictionary.BertDictionary` is this class plus fairseq's `Dictionary`;
-spanbert-preprocess uses `Vocabulary` alone so that it never imports fairseq or torch.
+`spanbert_fairseq.data.dictionary.BertDictionary` is this class plus fairseq's `Dictionary`.
 """
 
 import os
 
 import numpy as np
+
+from .errors import UserInputError
+from .files import atomic_path
 
 # Role -> accepted spellings. WordPiece (BERT) names first, then SentencePiece/fairseq names.
 SPECIAL_TOKENS = {
@@ -24,8 +26,8 @@ WORDPIECE_CONTINUATION = "##"  # a WordPiece that continues the previous word st
 SENTENCEPIECE_WORD_START = "\u2581"  # "▁": a SentencePiece that starts a word starts with this
 
 
-class VocabularyError(ValueError):
-    pass
+class VocabularyError(UserInputError):
+    """A vocabulary file that cannot be used; the message names the file (and line)."""
 
 
 class Vocabulary:
@@ -46,10 +48,9 @@ class Vocabulary:
     def load(cls, f):
         """Read `dict.txt` ("token count" lines) or a BERT `vocab.txt` (one token a line)."""
         d = cls()
-        path = f if isinstance(f, str) else getattr(f, "name", "<stream>")
-        if isinstance(f, str):
-            with open(f, encoding="utf-8") as fh:
-                lines = fh.read().split("\n")
+        path = os.fspath(f) if isinstance(f, (str, os.PathLike)) else getattr(f, "name", "<stream>")
+        if isinstance(f, (str, os.PathLike)):
+            lines = _read_lines(path)
         else:
             lines = f.read().split("\n")
         if lines and lines[-1] == "":
@@ -128,14 +129,41 @@ class Vocabulary:
         table[self.special_ids()] = True
         return table
 
+    def is_cased(self):
+        """False for an uncased (lowercasing) vocabulary: no token changes under lower().
+
+        Bracketed names ([PAD], [unused0] ...) and the specials are left out: BERT uncased has them too.
+        """
+        specials = {self.symbols[i] for i in self.special_ids()}
+        return any(
+            s != s.lower() for s in self.symbols
+            if s not in specials and not (s.startswith("[") and s.endswith("]"))
+        )
+
     def save(self, f):
         """Write dict.txt with one line per id, in id order, so a reload keeps every id."""
-        if isinstance(f, str):
+        if isinstance(f, (str, os.PathLike)):
             os.makedirs(os.path.dirname(os.path.abspath(f)), exist_ok=True)
-            with open(f, "w", encoding="utf-8") as fh:
+            with atomic_path(f) as tmp, open(tmp, "w", encoding="utf-8") as fh:
                 return self.save(fh)
         for sym, count in zip(self.symbols, self.count):
             print(f"{sym} {count}", file=f)
+
+    def save_vocab_txt(self, path):
+        """BERT's vocab.txt: one token a line, line number = id."""
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.write("".join(s + "\n" for s in self.symbols))
+
+
+def _read_lines(path):
+    if not os.path.isfile(path):
+        raise VocabularyError(f"vocabulary file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as e:
+        raise VocabularyError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return lines
 
 
 def _parse_vocab_line(line):

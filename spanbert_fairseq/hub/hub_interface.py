@@ -1,0 +1,164 @@
+"""Inference on a trained span_bert model, with RoBERTa's hub methods: encode/decode, features,
+fill_mask, and SpanBERT's own span filling with both heads.
+
+Everything is offline: the tokenizer comes from the model's directory (spanbert_text.tokenization).
+"""
+
+import re
+
+import torch
+from torch import nn
+
+MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
+_MASK_SPLIT = re.compile("(" + "|".join(map(re.escape, MASK_MARKERS)) + ")")
+
+
+class SpanBertHubInterface(nn.Module):
+    """A trained SpanBERT with its tokenizer (cf. fairseq's RobertaHubInterface). Starts in eval
+    mode; `.train()` turns dropout on and lets `extract_features` carry gradients (fine-tuning)."""
+
+    def __init__(self, cfg, model, dictionary, text_tokenizer):
+        super().__init__()
+        self.cfg = cfg
+        self.model = model
+        self.dictionary = dictionary
+        self.text_tokenizer = text_tokenizer
+        self.register_buffer("_float_tensor", torch.tensor([0], dtype=torch.float))  # tracks the device
+        self._starts_word = dictionary.word_start_table()
+        self.eval()
+
+    @property
+    def device(self):
+        return self._float_tensor.device
+
+    def encode(self, sentence, *addl_sentences):
+        """text -> 1-D LongTensor `[CLS] a [SEP]`, or `[CLS] a [SEP] b [SEP]` for a pair (BERT's).
+        `[MASK]` / `<mask>` in the text become the mask id."""
+        ids = [self.dictionary.cls()]
+        for text in (sentence, *addl_sentences):
+            ids += self._piece_ids(text) + [self.dictionary.sep()]
+        return torch.tensor(ids, dtype=torch.long)
+
+    def _piece_ids(self, text):
+        ids = []
+        for part in _MASK_SPLIT.split(text):
+            if part in MASK_MARKERS:
+                ids.append(self.dictionary.mask())
+            elif part.strip():
+                ids += [self.dictionary.index(p) for p in self.text_tokenizer.pieces(part)]
+        return ids
+
+    def decode(self, tokens):
+        """1-D ids -> text without [CLS]/[PAD]; a pair's sentences come back as a list, as RoBERTa's."""
+        tokens = [int(t) for t in tokens if int(t) not in (self.dictionary.cls(), self.dictionary.pad())]
+        sentences, current = [], []
+        for t in tokens:
+            if t == self.dictionary.sep():
+                sentences.append(current)
+                current = []
+            else:
+                current.append(t)
+        if current or not sentences:
+            sentences.append(current)
+        texts = [self.text_tokenizer.detokenize([self.dictionary[t] for t in s]) for s in sentences]
+        return texts[0] if len(texts) == 1 else texts
+
+    def token_types(self, tokens):
+        """B x T BERT segment ids: 0 up to and including the first [SEP], 1 after it (pads 0)."""
+        after_first_sep = tokens.eq(self.dictionary.sep()).long().cumsum(-1) - tokens.eq(self.dictionary.sep()).long()
+        return (after_first_sep > 0).long() * tokens.ne(self.dictionary.pad()).long()
+
+    def extract_features(self, tokens, return_all_hiddens=False):
+        """1-D or B x T ids -> B x T x C last-layer states; with return_all_hiddens, a list of the
+        embedding output and every layer's (as RoBERTa's). Gradients flow in train mode only."""
+        if tokens.dim() == 1:
+            tokens = tokens.unsqueeze(0)
+        self._check_length(tokens)
+        tokens = tokens.to(self.device)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self.model.extract_features(tokens, return_all_hiddens, token_types=self.token_types(tokens))
+
+    @torch.no_grad()
+    def fill_mask(self, masked_input, topk=5):
+        """Text with one `[MASK]` (or `<mask>`) -> the `topk` fillings as (filled text, probability,
+        predicted token), best first; RoBERTa's return shape."""
+        count = len(_MASK_SPLIT.findall(masked_input))
+        if count != 1:
+            raise ValueError(f"fill_mask needs exactly one [MASK] in the input, found {count}: {masked_input!r}")
+        tokens = self.encode(masked_input)
+        self._check_length(tokens[None])
+        masked_tokens = tokens.eq(self.dictionary.mask())[None].to(self.device)
+        mlm_logits, _ = self.model(tokens[None].to(self.device), masked_tokens=masked_tokens)
+        probs, ids = mlm_logits[0].float().softmax(-1).topk(topk)
+        marker = _MASK_SPLIT.search(masked_input)
+        before, after = masked_input[: marker.start()], masked_input[marker.end():]
+        filled = []
+        for prob, token_id in zip(probs.tolist(), ids.tolist()):
+            word = self.text_tokenizer.detokenize([self.dictionary[token_id]])
+            # A piece that continues a word joins the text before the mask.
+            text = (before if self._starts_word[token_id] else before.rstrip()) + word + after
+            filled.append((text, prob, word))
+        return filled
+
+    @torch.no_grad()
+    def fill_spans(self, masked_text, topk=1):
+        """Predict the tokens of every masked span with both heads.
+
+        masked_text: text where each token to predict is written `[MASK]` (or `<mask>`); a run of
+        adjacent masks is one span, whose boundaries are the tokens just left and right of it
+        ([CLS]/[SEP] for a span at the edge, a context training never gives the SBO head).
+        Returns one dict per span: "mlm" and "sbo" (the span filled with each head's best tokens,
+        as text), "mlm_score" / "sbo_score" (the probability of that filling: the product over its
+        positions), and per position the `topk` best pieces ("mlm_topk" / "sbo_topk") with their
+        probabilities ("mlm_probs" / "sbo_probs").
+        """
+        tokens = self.encode(masked_text)
+        spans = self._mask_runs(tokens)
+        if not spans:
+            raise ValueError(f"no [MASK] in {masked_text!r}")
+        self._check_length(tokens[None])
+        # One SBO pair per span; its targets are the span's positions 0..len-1.
+        lengths = [end - start for start, end in spans]
+        longest, limit = max(lengths), self.model.cfg.max_pair_targets
+        if longest > limit:
+            raise ValueError(f"a span of {longest} masks is longer than max_pair_targets={limit}")
+        pairs = torch.tensor([[[start - 1, end] for start, end in spans]])  # 1 x K x 2
+        pair_target_mask = torch.tensor([[[i < n for i in range(longest)] for n in lengths]])  # 1 x K x P
+        masked_tokens = tokens.eq(self.dictionary.mask())[None]
+        mlm_logits, sbo_logits = self.model(
+            tokens[None].to(self.device), pairs=pairs.to(self.device),
+            masked_tokens=masked_tokens.to(self.device), pair_target_mask=pair_target_mask.to(self.device),
+        )
+        # Both outputs list the masked tokens left to right, span by span.
+        heads = {name: logits.float().softmax(-1).topk(topk) for name, logits in
+                 (("mlm", mlm_logits), ("sbo", sbo_logits))}
+        results, first = [], 0
+        for n in lengths:
+            rows = slice(first, first + n)
+            result = {}
+            for name, (probs, ids) in heads.items():
+                probs, ids = probs[rows].cpu(), ids[rows].cpu()
+                result[name] = self.text_tokenizer.detokenize([self.dictionary[int(t)] for t in ids[:, 0]])
+                result[f"{name}_score"] = float(probs[:, 0].prod())
+                result[f"{name}_topk"] = [[self.dictionary[int(t)] for t in row] for row in ids]
+                result[f"{name}_probs"] = probs.tolist()
+            results.append(result)
+            first += n
+        return results
+
+    def _mask_runs(self, tokens):
+        """[(start, end)] of each run of mask ids, end exclusive."""
+        runs, start = [], None
+        for i, is_mask in enumerate(tokens.eq(self.dictionary.mask()).tolist() + [False]):
+            if is_mask and start is None:
+                start = i
+            elif not is_mask and start is not None:
+                runs.append((start, i))
+                start = None
+        return runs
+
+    def _check_length(self, tokens):
+        if tokens.size(-1) > self.model.max_positions():
+            raise ValueError(
+                f"{tokens.size(-1)} tokens exceed the model's {self.model.max_positions()} positions"
+            )

@@ -1,0 +1,41 @@
+"""Every change the plugin makes to fairseq (and, through it, torch), listed in one place.
+
+Each patch is a module here whose docstring names the fairseq 0.12 defect it fixes; `wrapping.wrap`
+installs it once. Nothing is installed for a library user (the hub, spanbert-import, a notebook):
+`apply()` installs the command patches in fairseq's command-line programs, and the training patches
+only where training runs (fairseq-train, fairseq-hydra-train, `python -m fairseq_cli.train`).
+"""
+
+import os
+import sys
+
+from . import atomic_checkpoints, cli_errors, cpu_fp16, preemption, resume_fallback, safe_loading, torchrun_launch
+
+# Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks.
+COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch)
+# Training only: crash-safe checkpoint files, resume fallback and finished runs, signals, CPU fp16.
+TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16)
+TRAINING_PROGRAMS = ("train", "hydra_train")
+
+
+def fairseq_program():
+    """The fairseq command this process runs ("train", "hydra_train", "validate" ...), or None."""
+    main = sys.modules.get("__main__")
+    module = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if module.startswith("fairseq_cli."):
+        return module[len("fairseq_cli."):]
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.startswith("fairseq-"):
+        return script[len("fairseq-"):].replace("-", "_")
+    return None
+
+
+def apply(program=None):
+    """Install the patches `program` (default: this process's fairseq command) needs; returns them."""
+    program = program or fairseq_program()
+    if program is None:
+        return ()
+    patches = COMMAND_PATCHES + (TRAINING_PATCHES if program in TRAINING_PROGRAMS else ())
+    for patch in patches:
+        patch.install()
+    return patches
