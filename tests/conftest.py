@@ -87,6 +87,7 @@ def tiny_data_dir(tmp_path_factory, bert_vocab, stdlib_documents):
 
     out = tmp_path_factory.mktemp("tiny-data")
     (out / "dict.txt").write_text("".join(f"{t} {c}\n" for t, c in zip(vocab, counts)), encoding="utf-8")
+    (out / "vocab.txt").write_text("".join(f"{t}\n" for t in vocab), encoding="utf-8")  # as spanbert-preprocess
     sep = vocab.index("[SEP]")
     write_split(out / "train", tokenized[:TRAIN_DOCUMENTS], new_id, sep)
     write_split(out / "valid", tokenized[TRAIN_DOCUMENTS:], new_id, sep)

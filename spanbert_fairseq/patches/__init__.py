@@ -6,9 +6,6 @@ installs it once. Nothing is installed for a library user (the hub, spanbert-imp
 only where training runs (fairseq-train, fairseq-hydra-train, `python -m fairseq_cli.train`).
 """
 
-import os
-import sys
-
 from . import atomic_checkpoints, cli_errors, cpu_fp16, preemption, resume_fallback, safe_loading, torchrun_launch
 
 # Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks.
@@ -18,21 +15,9 @@ TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16)
 TRAINING_PROGRAMS = ("train", "hydra_train")
 
 
-def fairseq_program():
-    """The fairseq command this process runs ("train", "hydra_train", "validate" ...), or None."""
-    main = sys.modules.get("__main__")
-    module = getattr(getattr(main, "__spec__", None), "name", None) or ""
-    if module.startswith("fairseq_cli."):
-        return module[len("fairseq_cli."):]
-    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if script.startswith("fairseq-"):
-        return script[len("fairseq-"):].replace("-", "_")
-    return None
-
-
 def apply(program=None):
     """Install the patches `program` (default: this process's fairseq command) needs; returns them."""
-    program = program or fairseq_program()
+    program = program or cli_errors.fairseq_program()
     if program is None:
         return ()
     patches = COMMAND_PATCHES + (TRAINING_PATCHES if program in TRAINING_PROGRAMS else ())

@@ -17,8 +17,21 @@ from spanbert_text.errors import UserInputError, error_line, want_traceback
 from .wrapping import wrap
 
 
+def fairseq_program():
+    """The fairseq command this process runs ("train", "hydra_train", "validate" ...), or None."""
+    main = sys.modules.get("__main__")
+    module = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if module.startswith("fairseq_cli."):
+        return module[len("fairseq_cli."):]
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if script.startswith("fairseq-"):
+        return script[len("fairseq-"):].replace("-", "_")
+    return None
+
+
 def program_name():
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "fairseq-train"
+    """The command as a user types it: fairseq-train, fairseq-hydra-train, fairseq-validate ..."""
+    return "fairseq-" + (fairseq_program() or "train").replace("_", "-")
 
 
 def input_error_message(exc):

@@ -17,6 +17,7 @@ import sys
 import zipfile
 
 from ..checkpoint_io import safe_load
+from .cli_errors import program_name
 from .wrapping import wrap
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _exit_if_complete(trainer, epoch_itr):
         reason = f"its checkpoint finished epoch {epoch_itr.epoch}, --max-epoch is {optimization.max_epoch}"
     else:
         return
-    print(f"fairseq-train: the run is complete ({reason}); nothing to train. Raise the limit to train on.",
+    print(f"{program_name()}: the run is complete ({reason}); nothing to train. Raise the limit to train on.",
           file=sys.stderr, flush=True)
     sys.exit(0)
 
