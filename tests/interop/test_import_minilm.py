@@ -48,6 +48,26 @@ def test_extract_features_equal_transformers_bert(imported_minilm, minilm_dir):
         assert diff < 1e-5, diff
 
 
+def test_sentence_pairs_and_all_layers_equal_transformers_bert(imported_minilm, minilm_dir):
+    """encode(a, b) is BERT's pair, with its token types; return_all_hiddens gives HF's hidden_states."""
+    directory, _ = imported_minilm
+    hub = SpanBertModel.from_pretrained(directory, checkpoint_file="model.pt")
+    bert = _bert_model(minilm_dir)
+    tokens = hub.encode(SENTENCES[0], SENTENCES[1])
+    first_sep = int(tokens.eq(hub.dictionary.sep()).nonzero()[0])
+    token_type_ids = (torch.arange(len(tokens)) > first_sep).long()[None]
+    with torch.no_grad():
+        expected = bert(input_ids=tokens[None], token_type_ids=token_type_ids, output_hidden_states=True)
+    ours = hub.extract_features(tokens, return_all_hiddens=True)
+    assert len(ours) == len(expected.hidden_states)
+    for layer, (mine, theirs) in enumerate(zip(ours, expected.hidden_states)):
+        assert (mine - theirs).abs().max().item() < 1e-5, layer
+    # Without the token types the second sentence's states differ: the pair really uses them.
+    with torch.no_grad():
+        single_segment = bert(input_ids=tokens[None]).last_hidden_state
+    assert (single_segment - ours[-1]).abs().max().item() > 1e-3
+
+
 def test_hub_tokenizer_gives_the_checkpoint_tokenizers_ids(imported_minilm, minilm_dir):
     from tokenizers import Tokenizer
 

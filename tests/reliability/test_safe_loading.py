@@ -171,7 +171,8 @@ def test_allowlisted_types_load_and_others_need_the_users_word(tmp_path):
 
     path = tmp_path / "fraction.pt"
     torch.save({"ratio": fractions.Fraction(1, 3)}, path)
-    with pytest.raises(UnsafeCheckpointError, match=f"fraction.pt: refused .*fractions.Fraction.*{TRUSTED_GLOBALS_ENV}"):
+    refusal = f"fraction.pt: refused .*fractions.Fraction.*{TRUSTED_GLOBALS_ENV}"
+    with pytest.raises(UnsafeCheckpointError, match=refusal):
         safe_load(path)
     load = f"from spanbert_fairseq.checkpoint_io import safe_load; print(safe_load({str(path)!r}))"
     trusted = command(sys.executable, "-c", load, env={TRUSTED_GLOBALS_ENV: "fractions.Fraction"})
