@@ -20,7 +20,8 @@ from spanbert_text.vocabulary import Vocabulary, VocabularyError
 
 from . import PreprocessError
 
-OUTPUT_FILES = ("train.bin", "train.idx", "valid.bin", "valid.idx", "vocab.txt", "tokenizer.json", "spm.model")
+OUTPUT_FILES = ("train.bin", "train.idx", "valid.bin", "valid.idx", "train.pieces", "valid.pieces", "vocab.txt",
+                "tokenizer.json", "spm.model")
 SHARD_DIR = re.compile(r"shard\d+$")
 BOUNDARY = -1  # marks a document-boundary item in an item list
 
@@ -34,10 +35,16 @@ def _concat_ranges(starts, lengths):
 class DatasetWriter:
     """One split of one shard: PREFIX.bin and PREFIX.idx."""
 
-    def __init__(self, prefix, dictionary):
+    def __init__(self, prefix, dictionary, write_pieces=False):
         self.prefix, self.eos, self.unk = prefix, dictionary.eos(), dictionary.unk()
         self.dtype = best_fitting_int_dtype(len(dictionary))  # fairseq-preprocess's choice
         self.data = open(prefix + ".bin", "wb")
+        # PREFIX.pieces: the same text as space-separated word pieces, a blank line between
+        # documents: what stock fairseq-preprocess reads (docs/preprocess.md).
+        self.pieces, self.symbols = None, None
+        if write_pieces:
+            self.pieces = open(prefix + ".pieces", "w", encoding="utf-8")
+            self.symbols = np.array(dictionary.symbols, dtype=object)
         self.sizes = []  # int32 arrays, one per call: 4 bytes a line, not a Python int
         self.documents = self.tokens = self.unknown = 0
         self.counts = np.zeros(len(dictionary), dtype=np.int64)  # of every id written, eos included
@@ -46,6 +53,8 @@ class DatasetWriter:
         """Append documents, each an int array of line indices into (flat, offsets, lengths)."""
         if not documents:
             return
+        if self.pieces is not None:
+            self._write_pieces(documents, flat, offsets, lengths)
         items = []
         for line_indices in documents:
             if self.documents:
@@ -65,8 +74,15 @@ class DatasetWriter:
         self.unknown += int(np.count_nonzero(out == self.unk))
         self.counts += np.bincount(out, minlength=len(self.counts))
 
+    def _write_pieces(self, documents, flat, offsets, lengths):
+        for number, line_indices in enumerate(documents, start=self.documents):
+            lines = (" ".join(self.symbols[flat[offsets[i] : offsets[i] + lengths[i]]]) for i in line_indices)
+            self.pieces.write(("\n" if number else "") + "".join(line + "\n" for line in lines))
+
     def close(self):
         self.data.close()
+        if self.pieces is not None:
+            self.pieces.close()
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
         write_index(self.prefix + ".idx", self.dtype, sizes)
 

@@ -64,6 +64,9 @@ def get_parser():
     p.add_argument("--encoding-errors", choices=("strict", "replace"), default="strict",
                    help="on bytes that are not UTF-8: stop with an error (default) or substitute U+FFFD and count them")
     p.add_argument("--force", action="store_true", help="replace binaries of another vocabulary in --destdir")
+    p.add_argument("--write-pieces", action="store_true",
+                   help="also write train.pieces / valid.pieces: the text as space-separated word pieces, a blank "
+                   "line between documents, the input stock fairseq-preprocess --srcdict dict.txt reads")
     return p
 
 
@@ -166,9 +169,9 @@ def open_writers(root, args, dictionary):
     dirs = [root] if args.shards == 1 else [os.path.join(root, f"shard{i}") for i in range(args.shards)]
     for d in dirs:
         os.makedirs(d, exist_ok=True)
-    train = [DatasetWriter(os.path.join(d, "train"), dictionary) for d in dirs]
+    train = [DatasetWriter(os.path.join(d, "train"), dictionary, args.write_pieces) for d in dirs]
     has_valid = bool(args.valid) or args.valid_fraction > 0
-    valid = DatasetWriter(os.path.join(dirs[0], "valid"), dictionary) if has_valid else None
+    valid = DatasetWriter(os.path.join(dirs[0], "valid"), dictionary, args.write_pieces) if has_valid else None
     return dirs, train, valid
 
 
@@ -264,6 +267,8 @@ def summary(args, encoder, stats, seconds):
         parts.append(f"{stats.dropped_lines:,} lines without tokens dropped")
     if stats.replaced:
         parts.append(f"{stats.replaced:,} invalid UTF-8 sequences replaced (first at {stats.first_replacement})")
+    if args.write_pieces:
+        parts.append("word pieces for fairseq-preprocess in train.pieces/valid.pieces")
     parts += [
         f"{args.shards} shard{'s' if args.shards > 1 else ''}",
         encoder.describe(),

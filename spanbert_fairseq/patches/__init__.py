@@ -6,12 +6,24 @@ installs it once. Nothing is installed for a library user (the hub, spanbert-imp
 only where training runs (fairseq-train, fairseq-hydra-train, `python -m fairseq_cli.train`).
 """
 
-from . import atomic_checkpoints, cli_errors, cpu_fp16, preemption, resume_fallback, safe_loading, torchrun_launch
+from . import (
+    atomic_checkpoints,
+    cli_errors,
+    cpu_fp16,
+    logging_backends,
+    preemption,
+    quiet_warnings,
+    resume_fallback,
+    safe_loading,
+    torchrun_launch,
+)
 
-# Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks.
-COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch)
-# Training only: crash-safe checkpoint files, resume fallback and finished runs, signals, CPU fp16.
-TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16)
+# Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks,
+# fairseq's internal noise filtered.
+COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch, quiet_warnings)
+# Training only: crash-safe checkpoint files, resume fallback and finished runs, signals, CPU fp16,
+# logging backends checked at start.
+TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16, logging_backends)
 TRAINING_PROGRAMS = ("train", "hydra_train")
 
 

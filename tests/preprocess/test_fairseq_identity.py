@@ -3,9 +3,7 @@
 import filecmp
 import os
 
-import pytest
 from fairseq import options
-from fairseq.tasks import TASK_REGISTRY
 from fairseq_cli import preprocess
 
 import spanbert_fairseq
@@ -19,30 +17,32 @@ def write_pieces(path, docs, tokenize):
         f.write("\n\n".join("\n".join(" ".join(tokenize(line)) for line in doc) for doc in docs) + "\n")
 
 
-@pytest.mark.skipif("span_bert" not in TASK_REGISTRY,
-                    reason="the span_bert task (spanbert_fairseq/tasks/span_bert.py) is not registered yet; "
-                    "fairseq-preprocess needs its load_dictionary to keep BERT ids")
 def test_identical_to_fairseq_preprocess(tmp_path, small_docs, bert_vocab, bert_pieces, write_corpus, run_cli):
+    """The stock route of docs/preprocess.md: --write-pieces, then fairseq-preprocess --srcdict dict.txt."""
     train_docs, valid_docs = small_docs[:32], small_docs[32:]
     ours = tmp_path / "ours"
     result = run_cli(write_corpus(tmp_path / "train.txt", train_docs), "--vocab", bert_vocab,
-                     "--valid", write_corpus(tmp_path / "valid.txt", valid_docs), "--destdir", ours)
+                     "--valid", write_corpus(tmp_path / "valid.txt", valid_docs), "--destdir", ours, "--write-pieces")
     assert result.code == 0, result.err
+    assert "word pieces for fairseq-preprocess in train.pieces/valid.pieces" in result.out
 
-    write_pieces(tmp_path / "train.pieces", train_docs, bert_pieces)
+    write_pieces(tmp_path / "train.pieces", train_docs, bert_pieces)  # the pieces, written independently
     write_pieces(tmp_path / "valid.pieces", valid_docs, bert_pieces)
+    for split in ("train", "valid"):
+        assert filecmp.cmp(ours / f"{split}.pieces", tmp_path / f"{split}.pieces", shallow=False), split
     theirs = tmp_path / "theirs"
     args = options.get_preprocessing_parser().parse_args(
-        ["--only-source", "--srcdict", str(ours / "dict.txt"), "--trainpref", str(tmp_path / "train.pieces"),
-         "--validpref", str(tmp_path / "valid.pieces"), "--destdir", str(theirs), "--dataset-impl", "mmap",
+        ["--only-source", "--srcdict", str(ours / "dict.txt"), "--trainpref", str(ours / "train.pieces"),
+         "--validpref", str(ours / "valid.pieces"), "--destdir", str(theirs), "--dataset-impl", "mmap",
          "--user-dir", USER_DIR, "--task", "span_bert", "--workers", "1"]
     )
     preprocess.main(args)  # in this process: fairseq is imported once
     for name in ("train.bin", "train.idx", "valid.bin", "valid.idx", "dict.txt"):
         assert filecmp.cmp(ours / name, theirs / name, shallow=False), f"{name} differs from fairseq-preprocess"
+    # fairseq-preprocess copies --srcdict, counts included: they are ours, the training split's unigram.
+    assert (theirs / "dict.txt").read_text() == (ours / "dict.txt").read_text()
 
 
-@pytest.mark.skipif("span_bert" not in TASK_REGISTRY, reason="the span_bert task is not registered yet")
 def test_span_bert_task_reads_one_shard_per_epoch(tmp_path, small_docs, bert_vocab, write_corpus, run_cli):
     from fairseq.data.indexed_dataset import MMapIndexedDataset
 
