@@ -180,35 +180,17 @@ def write_corpus(path, megabytes):
     return Path(path)
 
 
-def spanbert_preprocess_available():
-    return (VENV_BIN / "spanbert-preprocess").exists() and _module_has("spanbert_preprocess.cli", "main")
-
-
-def _module_has(module, attr):
-    import importlib
-
-    try:
-        return hasattr(importlib.import_module(module), attr)
-    except Exception:
-        return False
-
-
-def build_binaries(corpus, vocab, out_dir, workers=1, valid_fraction=None):
-    """Binaries for `corpus` in `out_dir` (dict.txt, train.*, valid.*), by the project's way.
-
-    Uses `spanbert-preprocess` when it is installed; until then, tokenises with the fast BERT
-    tokenizer and writes the same layout with fairseq's own mmap builder.
-    """
+def build_binaries(corpus, vocab, out_dir, workers=1):
+    """Binaries for `corpus` in `out_dir` (dict.txt, train.*, valid.*) by `spanbert-preprocess`;
+    valid is a copy of train (the benchmarks read one split)."""
     out_dir = Path(out_dir)
     if (out_dir / "train.idx").exists():
         return out_dir
-    if spanbert_preprocess_available():
-        cmd = spanbert_preprocess_cmd(corpus, vocab, out_dir, workers)
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=preprocess_env())
-        if not (out_dir / "valid.idx").exists():
-            _copy_split(out_dir, "train", "valid")
-        return out_dir
-    return _build_binaries_fallback(corpus, vocab, out_dir)
+    subprocess.run(spanbert_preprocess_cmd(corpus, vocab, out_dir, workers), check=True,
+                   stdout=subprocess.DEVNULL, env=preprocess_env())
+    if not (out_dir / "valid.idx").exists():
+        _copy_split(out_dir, "train", "valid")
+    return out_dir
 
 
 def spanbert_preprocess_cmd(corpus, vocab, out_dir, workers):
@@ -231,44 +213,6 @@ def _copy_split(out_dir, src, dst):
 
     for ext in ("bin", "idx"):
         shutil.copyfile(out_dir / f"{src}.{ext}", out_dir / f"{dst}.{ext}")
-
-
-def _build_binaries_fallback(corpus, vocab, out_dir):
-    import torch
-    from fairseq.data import indexed_dataset
-    from tokenizers import BertWordPieceTokenizer
-
-    from spanbert_fairseq.data.dictionary import BertDictionary
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dictionary = BertDictionary.load(str(vocab))
-    dictionary.save(str(out_dir / "dict.txt"))
-    tokenizer = BertWordPieceTokenizer(str(vocab), lowercase=True)
-    lines = Path(corpus).read_text(encoding="utf-8").split("\n")
-    items = _items_from_lines(lines, tokenizer, dictionary.eos())
-    for split in ("train", "valid"):
-        builder = indexed_dataset.make_builder(
-            str(out_dir / f"{split}.bin"), impl="mmap", vocab_size=len(dictionary)
-        )
-        for ids in items:
-            builder.add_item(torch.tensor(ids, dtype=torch.int32))
-        builder.finalize(str(out_dir / f"{split}.idx"))
-    return out_dir
-
-
-def _items_from_lines(lines, tokenizer, eos):
-    """One item per line (ids + eos); runs of blank lines become one eos-only item."""
-    items, previous_blank = [], False
-    non_blank = [line for line in lines if line.strip()]
-    encodings = iter(tokenizer.encode_batch(non_blank, add_special_tokens=False))
-    for line in lines:
-        if line.strip():
-            items.append(list(next(encodings).ids) + [eos])
-            previous_blank = False
-        elif not previous_blank:
-            items.append([eos])
-            previous_blank = True
-    return items
 
 
 def print_table(header, rows):

@@ -122,7 +122,7 @@ user_dir() {
     || die "python3 cannot import spanbert_fairseq: run bash scripts/setup.sh and activate .venv"
 }
 
-# The paper's pretraining run (SPEC section 5) for one architecture; the two recipes differ only in
+# The paper's pretraining run (docs/training.md, "Recipes") for one architecture; the two recipes differ only in
 # the arguments: ARCH GLOBAL_BATCH BATCH_PER_GPU MAX_UPDATE LR, then DATA [FAIRSEQ-TRAIN ARGS ...].
 pretrain() {
   local arch=$1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SpanBERT base (SPEC sections 4-5): 12 layers, 768 hidden. The paper trains only large at its
+# SpanBERT base (docs/training.md, "Recipes"): 12 layers, 768 hidden. The paper trains only large at its
 # stated settings; for base the authors answered in their tracker: the same corpus, a batch 8x
 # larger (2048 sequences of 512 tokens), 300k updates, peak lr 5e-4. The rest is the large
 # recipe: AdamW, 10k warmup updates then linear decay, clip-norm 1.0, fp16 with loss scaling.

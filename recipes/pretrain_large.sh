@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SpanBERT large as in the paper (SPEC section 5): 24 layers, 1024 hidden; 256 sequences of 512
+# SpanBERT large as in the paper (docs/training.md, "Recipes"): 24 layers, 1024 hidden; 256 sequences of 512
 # tokens per update, 2.4M updates, AdamW, peak lr 1e-4 after 10k warmup updates, linear decay,
 # clip-norm 1.0, fp16 with dynamic loss scaling. The authors ran it on 32 V100s for 15 days.
 #

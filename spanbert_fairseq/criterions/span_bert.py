@@ -1,4 +1,4 @@
-"""The `span_bert` criterion: masked-LM loss plus the span boundary objective (SPEC section 3)."""
+"""The `span_bert` criterion: masked-LM loss plus the span boundary objective (docs/training.md, "Criterion")."""
 
 import math
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""Blocks: whole lines packed greedily within one document (SPEC section 1)."""
+"""Blocks: whole lines packed greedily within one document (docs/data.md, "Blocks")."""
 
 import numpy as np
 import torch

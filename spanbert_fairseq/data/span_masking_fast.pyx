@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Compiled kernels: SpanBERT span masking (SPEC section 2) and block packing at load time.
+"""Compiled kernels: SpanBERT span masking (docs/data.md, "Span masking") and block packing at load time.
 
 Randomness comes from splitmix64 keyed on (seed, epoch, index), so a block's mask is a pure
 function of those three numbers: the same across runs, resumes and world sizes, new each epoch,

@@ -1,6 +1,6 @@
 """HuggingFace BertConfig fields <-> the span_bert model args that describe the architecture.
 
-span_bert is BERT's post-LayerNorm encoder with erf GeLU and absolute positions (SPEC section 4);
+span_bert is BERT's post-LayerNorm encoder with erf GeLU and absolute positions (docs/training.md, "Model");
 a config describing anything else is refused here, by name, before any tensor is touched.
 """
 

@@ -41,7 +41,7 @@ class MlpWithLayerNorm(nn.Module):
 
 
 class SboHead(nn.Module):
-    """Predicts span token i from [x_left ; x_right ; p_i] (SPEC section 3).
+    """Predicts span token i from [x_left ; x_right ; p_i] (docs/training.md, "Model").
 
     x_left / x_right are the last-layer states of the tokens just outside the span, p_i a learned
     embedding of i = the token's index within the span (0 .. max_pair_targets-1).

@@ -16,6 +16,8 @@ import os
 import sys
 import zipfile
 
+from spanbert_text.errors import UserInputError
+
 from ..checkpoint_io import safe_load
 from .cli_errors import program_name
 from .wrapping import wrap
@@ -68,7 +70,7 @@ def _readable_resume_cfg(cfg, trainer):
         return cfg
     fallback = newest_readable_checkpoint(os.path.dirname(path) or ".", exclude=path)
     if fallback is None:
-        raise RuntimeError(
+        raise UserInputError(
             f"cannot resume: checkpoint {path} is truncated or corrupt and no other readable "
             f"checkpoint*.pt is in {os.path.dirname(path) or '.'}; delete it to start afresh"
         )

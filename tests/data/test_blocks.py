@@ -9,7 +9,7 @@ from spanbert_fairseq.data.block_dataset import DocumentBlockDataset
 
 
 def reference_blocks(documents, block_size):
-    """Plain-Python statement of SPEC section 1 (with the split of over-long lines)."""
+    """Plain-Python statement of docs/data.md, "Blocks" (with the split of over-long lines)."""
     blocks = []
     for doc in documents:
         current = []

@@ -1,4 +1,4 @@
-"""Statistical conformance of span masking with SPEC section 2 (and the SBO targets of section 3).
+"""Statistical conformance of span masking with docs/data.md, "Span masking" (and its "SBO targets").
 
 Blocks are real pydoc prose tokenized with BERT uncased WordPiece (~15% continuation pieces) and
 packed to 510 tokens as the task does. Every statistical test uses fixed seeds and states its
@@ -56,7 +56,8 @@ def test_corpus_has_realistic_continuation_pieces(blocks, dictionary):
 
 
 def test_drawn_span_lengths_follow_the_truncated_geometric(blocks, dictionary):
-    """Chi-square goodness of fit of the drawn lengths (in words) to SPEC's 0.224 .. 0.030; p > 0.001."""
+    """Chi-square goodness of fit of the drawn lengths (in words) to the truncated geometric's
+    0.224 .. 0.030; p > 0.001."""
     masker = SpanMasker(MaskingParams(), dictionary)
     drawn = np.concatenate([masker.trace_spans(b, 7, e, i)[:, 2] for e in range(1, EPOCHS + 1)
                             for i, b in enumerate(blocks)])

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from spanbert_fairseq.patches import resume_fallback
+from spanbert_text.errors import UserInputError
 
 HERE = Path(__file__).resolve().parent
 WRITER = HERE / "checkpoint_writer.py"
@@ -141,7 +142,7 @@ def test_resume_skips_every_unreadable_candidate(tmp_path):
 
 def test_resume_with_no_readable_checkpoint_names_the_file(tmp_path):
     (tmp_path / "checkpoint_last.pt").write_bytes(b"\x00" * 100)
-    with pytest.raises(RuntimeError, match="checkpoint_last.pt is truncated or corrupt"):
+    with pytest.raises(UserInputError, match="checkpoint_last.pt is truncated or corrupt"):
         resume(tmp_path)
 
 
