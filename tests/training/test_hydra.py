@@ -34,7 +34,9 @@ def hydra_model(data_dir, model_node):
     fairseq_cli/hydra_train.py's own steps: the structured config, add_defaults, resolve, struct."""
     cfg = OmegaConf.structured(FairseqConfig)
     with open(CONFIG_DIR / "demo.yaml") as f:
-        cfg = OmegaConf.merge(cfg, yaml.safe_load(f))
+        demo = yaml.safe_load(f)
+    demo.pop("hydra")  # Hydra's own settings, which Hydra consumes before fairseq sees the config
+    cfg = OmegaConf.merge(cfg, demo)
     cfg.task.data, cfg.common.user_dir, cfg.model = str(data_dir), USER_DIR, model_node
     add_defaults(cfg)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
