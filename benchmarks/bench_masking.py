@@ -164,11 +164,11 @@ def make_sides(blocks, dictionary, counts):
             "masked_lm_src": run_masked_lm_src}
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--blocks", type=int, default=400, help="blocks masked per round and side")
     parser.add_argument("--rounds", type=int, default=15)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import torch
 

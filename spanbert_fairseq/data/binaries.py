@@ -71,13 +71,12 @@ class TokenFile:
         counts = np.zeros(vocab, dtype=np.int64)
         for lo in range(0, self.num_tokens, _CHECK_CHUNK):
             chunk = self.tokens[lo : lo + _CHECK_CHUNK]
-            top = int(chunk.max())
-            if top >= vocab:
+            if int(chunk.max()) >= vocab:
                 where = lo + int(np.argmax(chunk >= vocab))
                 line = int(np.searchsorted(self.starts, where, side="right") - 1)
                 raise BinaryDataError(
-                    f"{self.bin_path}: token id {top} (line {line}) is not in {dict_path} ({vocab} entries): "
-                    f"{dict_path} does not match these binaries"
+                    f"{self.bin_path}: token id {int(self.tokens[where])} (line {line}) is not in {dict_path} "
+                    f"({vocab} entries): {dict_path} does not match these binaries"
                 )
             counts += np.bincount(chunk, minlength=vocab)
         similarity = count_similarity(dictionary, counts)

@@ -5,6 +5,7 @@ fairseq import once; the memory child and the preprocessing pipelines are subpro
 """
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,34 @@ def test_cost_prints_both_sizes(capsys):
     out = capsys.readouterr().out
     assert "| spanbert_base |" in out and "| spanbert_large |" in out
     assert out.strip().splitlines()[-1].startswith("cost:")
+
+
+def test_masking_runs_every_side_and_the_authors_side_masks_the_same_budget(capsys, benchlib):
+    """bench_masking.py: the README's headline masking figure. Each side prints a rate; the
+    authors' re-implementation masks what ours does, ceil(0.15 x 510) = 77 tokens a block."""
+    import numpy as np
+    import torch
+
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    bench = load_script("bench_masking")
+    threads = torch.get_num_threads()
+    try:
+        bench.main(["--blocks", "2", "--rounds", "1"])
+    finally:
+        torch.set_num_threads(threads)  # the benchmark pins one thread; the tests after it keep theirs
+    out = capsys.readouterr().out
+    for side in ("spanbert", "authors", "masked_lm", "masked_lm_src"):
+        assert re.search(rf"^  {side} +\d+ blocks/s", out, re.MULTILINE), out
+    assert "spanbert / authors   = " in out and "spanbert / masked_lm = " in out
+
+    dictionary = BertDictionary.load(str(benchlib.bert_vocab_path()))
+    blocks = bench.real_blocks(3)
+    authors = bench.AuthorsSpanMasking(dictionary, np.concatenate(blocks))
+    for index, block in enumerate(blocks):
+        assert len(block) == 510
+        _, target, _ = authors(block, 1, 1, index)
+        assert int((target != dictionary.pad()).sum()) == 77
 
 
 def test_train_step_runs_every_side(capsys, data_dir, tmp_path):

@@ -2,8 +2,6 @@
 
 import gzip
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -21,11 +19,6 @@ def assert_refused(result, *fragments, destdir=None):
     if destdir is not None:
         assert not os.path.exists(destdir), "a refused run left an output directory"
         assert not [n for n in os.listdir(os.path.dirname(destdir)) if ".tmp-" in n], "temporary directory left"
-
-
-def test_missing_file(tmp_path, bert_vocab, run_cli):
-    result = run_cli(tmp_path / "nope.txt", "--vocab", bert_vocab, "--destdir", tmp_path / "out")
-    assert_refused(result, tmp_path / "nope.txt", "no such file", destdir=tmp_path / "out")
 
 
 def test_missing_vocab(tmp_path, write_corpus, run_cli):
@@ -58,27 +51,6 @@ def test_truncated_gzip_file(tmp_path, bert_vocab, write_corpus, run_cli):
     assert_refused(result, path, "cannot read", destdir=tmp_path / "out")
 
 
-def test_only_blank_lines(tmp_path, bert_vocab, run_cli):
-    blank = tmp_path / "blank.txt"
-    blank.write_bytes(b"\n  \r\n\t\n\n")
-    result = run_cli(blank, "--vocab", bert_vocab, "--destdir", tmp_path / "out")
-    assert_refused(result, blank, "only blank lines", "4 lines", destdir=tmp_path / "out")
-
-
-def test_non_utf8_names_file_line_and_offset(tmp_path, bert_vocab, run_cli):
-    path = tmp_path / "latin1.txt"
-    head = "first line\nsecond line\nthird "
-    path.write_bytes(head.encode() + "café au lait\n".encode("latin-1") + b"fourth line\n")
-    offset = len(head.encode()) + len("caf")
-    result = run_cli(path, "--vocab", bert_vocab, "--destdir", tmp_path / "out")
-    assert_refused(result, f"{path}:3", f"byte offset {offset}", "0xe9", "--encoding-errors replace",
-                   destdir=tmp_path / "out")
-
-    replaced = run_cli(path, "--vocab", bert_vocab, "--encoding-errors", "replace", "--destdir", tmp_path / "out")
-    assert replaced.code == 0, replaced.err
-    assert f"1 invalid UTF-8 sequences replaced (first at {path}:3)" in replaced.out
-
-
 def test_non_utf8_past_the_first_block(tmp_path, bert_vocab, run_cli, monkeypatch):
     from spanbert_preprocess import text_input
 
@@ -98,20 +70,6 @@ def _vocab_without(bert_vocab, path, drop=(), duplicate=None):
         tokens.append(duplicate)
     path.write_text("\n".join(tokens) + "\n", encoding="utf-8")
     return path
-
-
-def test_vocab_without_bert_specials(tmp_path, bert_vocab, write_corpus, run_cli):
-    corpus = write_corpus(tmp_path / "c.txt", GOOD)
-    vocab = _vocab_without(bert_vocab, tmp_path / "vocab.txt", drop=("[SEP]", "[MASK]"))
-    result = run_cli(corpus, "--vocab", vocab, "--destdir", tmp_path / "out")
-    assert_refused(result, vocab, "[SEP]", "[MASK]", destdir=tmp_path / "out")
-
-
-def test_vocab_with_duplicate_entry(tmp_path, bert_vocab, write_corpus, run_cli):
-    corpus = write_corpus(tmp_path / "c.txt", GOOD)
-    vocab = _vocab_without(bert_vocab, tmp_path / "vocab.txt", duplicate="house")
-    result = run_cli(corpus, "--vocab", vocab, "--destdir", tmp_path / "out")
-    assert_refused(result, f"{vocab}:30523", "duplicate", "'house'", destdir=tmp_path / "out")
 
 
 def test_output_of_another_vocabulary_is_refused_unless_forced(tmp_path, bert_vocab, write_corpus, run_cli):
@@ -206,15 +164,6 @@ def test_crash_leaves_nothing_that_loads(tmp_path, small_docs, bert_vocab, write
     assert result.code == 130
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
     assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]
-
-
-def test_console_script_reports_without_traceback(tmp_path):
-    script = os.path.join(os.path.dirname(sys.executable), "spanbert-preprocess")
-    proc = subprocess.run([script, str(tmp_path / "missing.txt"), "--train-wordpiece", "1000", "--destdir",
-                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    assert f"spanbert-preprocess: error: {tmp_path / 'missing.txt'}: no such file" in proc.stderr
 
 
 def test_destdir_that_is_a_file(tmp_path, bert_vocab, write_corpus, run_cli):

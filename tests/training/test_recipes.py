@@ -69,16 +69,30 @@ def test_extra_arguments_come_last_and_override(data_dir):
     assert printed_command(result)[-2:] == ["--lr", "1e-3"]
 
 
-@pytest.mark.parametrize("setup,env,message", [
-    (lambda d: None, {}, "no GPU visible"),
-    (lambda d: (d / "dict.txt").unlink(), {"DRY_RUN": "1"}, "vocabulary missing"),
-    (lambda d: (d / "valid.idx").unlink(), {"DRY_RUN": "1"}, "validation split missing"),
-    (lambda d: None, {"DRY_RUN": "1", "GPUS_PER_NODE": "3"}, "not a multiple of 3 GPUs"),
-    (lambda d: None, {"DRY_RUN": "1", "GPUS_PER_NODE": "8", "NNODES": "2"}, "needs MASTER_ADDR"),
+@pytest.fixture
+def path_with_gpus(tmp_path_factory):
+    """path_with_gpus(n): a PATH on which `nvidia-smi -L` lists n GPUs, whatever this machine has."""
+
+    def path(n):
+        stub = tmp_path_factory.mktemp("nvidia-smi") / "nvidia-smi"
+        stub.write_text("#!/bin/sh\n" + "".join(f"echo 'GPU {i}: Stub GPU (UUID: GPU-stub-{i})'\n" for i in range(n)))
+        stub.chmod(0o755)
+        return f"{stub.parent}:{REPO_ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
+
+    return path
+
+
+@pytest.mark.parametrize("setup,env,gpus,message", [
+    (lambda d: None, {}, 0, "no GPU visible"),
+    (lambda d: None, {"GPUS_PER_NODE": "2"}, 1, "GPUS_PER_NODE=2 but only 1 GPU(s) visible"),
+    (lambda d: (d / "dict.txt").unlink(), {"DRY_RUN": "1"}, 0, "vocabulary missing"),
+    (lambda d: (d / "valid.idx").unlink(), {"DRY_RUN": "1"}, 0, "validation split missing"),
+    (lambda d: None, {"DRY_RUN": "1", "GPUS_PER_NODE": "3"}, 0, "not a multiple of 3 GPUs"),
+    (lambda d: None, {"DRY_RUN": "1", "GPUS_PER_NODE": "8", "NNODES": "2"}, 0, "needs MASTER_ADDR"),
 ])
-def test_fails_fast_with_a_clear_message(data_dir, setup, env, message):
+def test_fails_fast_with_a_clear_message(data_dir, path_with_gpus, setup, env, gpus, message):
     setup(data_dir)
-    result = recipe("pretrain_large.sh", data_dir, env)
+    result = recipe("pretrain_large.sh", data_dir, {**env, "PATH": path_with_gpus(gpus)})
     assert result.returncode == 1 and message in result.stderr, result.stderr
 
 
