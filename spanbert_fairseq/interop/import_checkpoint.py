@@ -18,6 +18,7 @@ from spanbert_text.files import write_text
 from spanbert_text.tokenization import save_hf_tokenizer
 
 from ..data.dictionary import BertDictionary
+from ..models.span_bert import SpanBertModel
 from . import span_bert_checkpoint as ckpt
 from .architecture import model_args_from_hf_config
 from .bert_layout import HEADS, SBO_KEYS, WORD_EMBEDDINGS, head_keys, hf_name, split_hf_state
@@ -80,7 +81,7 @@ def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
     out_dir = Path(out_dir)
     cfg = ckpt.training_cfg(out_dir, model_args)
     torch.manual_seed(seed)  # fresh heads are reproducible
-    model = ckpt.build_model(cfg, dictionary)
+    model = SpanBertModel.for_dictionary(cfg.model, dictionary)
     state, loaded, fresh = _overlay(model.state_dict(), tensors, src.config_origin)
     model_args = ckpt.model_args_of(cfg)
 

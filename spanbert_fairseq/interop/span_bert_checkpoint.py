@@ -13,7 +13,6 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from omegaconf import OmegaConf
 
 from ..checkpoint_io import load_span_bert_checkpoint, save_atomically
-from ..models.span_bert import SpanBertModel
 
 ARCH = "spanbert_base"  # every size is passed explicitly; the name only supplies defaults
 TASK = CRITERION = MODEL = "span_bert"
@@ -49,10 +48,6 @@ def training_cfg(data_dir, model_args):
 def model_args_of(cfg):
     """The architecture args of a span_bert checkpoint's config."""
     return {name: cfg.model[name] for name in ARCH_ARGS}
-
-
-def build_model(cfg, dictionary):
-    return SpanBertModel.for_dictionary(cfg.model, dictionary)
 
 
 def save_checkpoint(path, cfg, model_state, carried):
