@@ -167,9 +167,10 @@ def test_restoring_into_a_model_of_another_vocabulary(imported_minilm, tmp_path)
     data's dict.txt. A size mismatch per tensor would bury the cause; one line must name it."""
     from spanbert_fairseq.data.dictionary import BertDictionary
     from spanbert_fairseq.interop import span_bert_checkpoint as ckpt
+    from spanbert_fairseq.models.span_bert import SpanBertModel
 
     cfg, state, _ = ckpt.load_checkpoint(imported_minilm[0] / "model.pt")
     data_dictionary = BertDictionary.load(str(synthetic.write_vocab(tmp_path / "dict.txt")))
-    model = ckpt.build_model(cfg, data_dictionary)
+    model = SpanBertModel.for_dictionary(cfg.model, data_dictionary)
     with pytest.raises(UserInputError, match="trained with 30522 vocabulary entries but .* has 62"):
         model.load_state_dict(state, strict=True, model_cfg=cfg.model)
