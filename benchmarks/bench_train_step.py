@@ -310,7 +310,7 @@ def child_main(args):
     """Build one side alone and print its training peak memory as one JSON line."""
     import torch
 
-    sample = torch.load(args.child_sample, weights_only=False)
+    sample = torch.load(args.child_sample)  # tensors, ints and dicts only
     dims = Dims(**json.loads(args.child_dims))
     cuda = args.device.startswith("cuda")
     prime_runtime(args.device)
@@ -404,25 +404,29 @@ def release_models(sides):
 def report(results, args):
     peak = gpu_peak_tflops(args)
     header = ["size", "side", "batch x T", "step ms (median)", "IQR/median", "tokens/s", "step ratio sb/side",
-              "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side"] + (["MFU"] if peak else [])
+              "paired ratio (95% CI)", "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side"]
+    header += ["MFU"] if peak else []
     rows, summary = [], []
     for size_name, (dims, sample, sides, times, memory) in results.items():
         sb_time = benchlib.median(times["span_bert"]) if "span_bert" in times else None
+        sb_times = times.get("span_bert")
         sb_flops = sides["span_bert"].flops if "span_bert" in sides else None
         for name in args.sides:
             med = benchlib.median(times[name])
             tokens = sides[name].tokens
+            paired = benchlib.paired_ratio(sb_times, times[name]) if sb_times else None
+            paired_cell = f"{paired[0]:.3f} ({paired[1]:.3f}-{paired[2]:.3f})" if paired else "-"
             row = [f"{size_name} (L{dims.layers} H{dims.hidden})", name,
                    f"{sample['net_input']['src_tokens'].size(0)} x {args.seq_len}", f"{med * 1e3:.1f}",
                    f"{benchlib.spread(times[name]):.2f}", f"{tokens / med:,.0f}",
-                   f"{sb_time / med:.3f}" if sb_time else "-",
+                   f"{sb_time / med:.3f}" if sb_time else "-", paired_cell,
                    f"{sb_flops / sides[name].flops:.3f}" if sb_flops else "-", f"{sides[name].flops / med / 1e9:,.1f}"]
             row += memory_cells(memory, name)
             if peak:
                 row.append(f"{sides[name].flops / med / (peak * 1e12):.1%}")
             rows.append(row)
             if sb_time and name != "span_bert":
-                summary.append(f"{size_name} vs {name}: time x{sb_time / med:.2f}"
+                summary.append(f"{size_name} vs {name}: time x{sb_time / med:.3f}, paired {paired_cell}"
                                + (f", mem x{memory['span_bert'] / memory[name]:.2f}" if memory else ""))
     benchlib.print_table(header, rows)
     return summary
