@@ -17,7 +17,7 @@ from fairseq.models import (
 )
 
 from ..interop.vocabulary import check_vocabulary_size
-from .bert_encoder import BertBody, init_bert_weights
+from .bert_encoder import BertBody, init_bert_weights, select_positions
 from .heads import MlmHead, SboHead, project_to_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -94,13 +94,16 @@ class SpanBertEncoder(FairseqEncoder):
         mlm_rows = None if masked_tokens is None else masked_tokens.flatten().nonzero().squeeze(1)
         sbo_rows = None if pair_target_mask is None else self._sbo_rows(pairs, pair_target_mask, T)
 
-        features = self.bert(src_tokens, attn_mask).flatten(0, 1)  # (B*T) x C
+        # The last layer's output is needed at the heads' rows only: it computes just those.
+        positions, out_row = select_positions(B, T, mlm_rows, *(sbo_rows[:2] if sbo_rows else ()))
+        features = self.bert(src_tokens, attn_mask, positions).flatten(0, 1)  # (B*R) x C
         heads = []
         if mlm_rows is not None:
-            heads.append((self.mlm_head(features[mlm_rows]), self.mlm_head.bias))
+            heads.append((self.mlm_head(features[out_row[mlm_rows]]), self.mlm_head.bias))
         if sbo_rows is not None:
             left_rows, right_rows, span_index = sbo_rows
-            heads.append((self.sbo_head(features[left_rows], features[right_rows], span_index), self.sbo_head.bias))
+            left, right = features[out_row[left_rows]], features[out_row[right_rows]]
+            heads.append((self.sbo_head(left, right, span_index), self.sbo_head.bias))
         logits = project_to_vocabulary(self.embed_weight, heads)
         mlm_logits = logits.pop(0) if mlm_rows is not None else None
         sbo_logits = logits.pop(0) if sbo_rows is not None else None
