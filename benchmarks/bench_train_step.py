@@ -18,6 +18,11 @@ extra SBO head, not overhead.
 
     python benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 8 --rounds 10
     python benchmarks/bench_train_step.py --device cuda --fp16 --sizes base --batch 32   # GPU
+    python benchmarks/bench_train_step.py --compile --sizes base --batch 2 --sides span_bert,roberta
+
+--compile builds span_bert with its --compile flag (torch.compile of encoder and heads); the other
+sides stay eager. The "first step s" column is each side's first step alone, which for a compiled
+side includes compilation.
 """
 
 import argparse
@@ -274,7 +279,8 @@ def build_side(name, dims, sample, args):
     masked = int(sample["target"].ne(0).sum())
     encoder = cost.encoder_flops(size, batch, seq_len)
     if name == "span_bert":
-        _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len))
+        flags = ["--compile"] if args.compile else []
+        _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
         sbo_targets = int(sample["pair_targets"].ne(0).sum())
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
             size, sbo_targets, BERT_VOCAB_SIZE)
@@ -352,7 +358,8 @@ def measure_memory(side_name, dims, sample_path, args):
     cmd = [sys.executable, __file__, "--child-side", side_name, "--child-dims", json.dumps(dims.__dict__),
            "--child-sample", str(sample_path), "--device", args.device, "--seq-len", str(args.seq_len),
            "--data-dir", str(args.data_dir), "--work-dir", str(args.work_dir),
-           "--memory-steps", str(args.memory_steps)] + (["--fp16"] if args.fp16 else [])
+           "--memory-steps", str(args.memory_steps)]
+    cmd += [flag for flag, on in (("--fp16", args.fp16), ("--compile", args.compile)) if on]
     out = subprocess.run(cmd, env=benchlib.malloc_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"memory child for {side_name} failed:\n{out.stderr[-3000:]}")
@@ -378,6 +385,7 @@ def run_size(size_name, args):
     sample = spanbert_batch(args.data_dir, dims, args.batch, args.seq_len)
     sides = {name: build_side(name, dims, sample, args) for name in args.sides}
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
+    first = {name: first_step_seconds(side, sync) for name, side in sides.items()}
     times = benchlib.interleaved_times({n: s.step for n, s in sides.items()}, args.rounds, args.warmup, sync)
     memory = {}
     if args.memory:
@@ -385,7 +393,18 @@ def run_size(size_name, args):
         torch.save(sample, sample_path)
         release_models(sides)
         memory = {name: measure_memory(name, dims, sample_path, args) for name in args.sides}
-    return dims, sample, sides, times, memory
+    return dims, sample, sides, first, times, memory
+
+
+def first_step_seconds(side, sync):
+    """The side's first step alone: allocations, and for a compiled side its compilation."""
+    import time
+
+    start = time.perf_counter()
+    side.step()
+    if sync:
+        sync()
+    return time.perf_counter() - start
 
 
 def release_models(sides):
@@ -404,10 +423,11 @@ def release_models(sides):
 def report(results, args):
     peak = gpu_peak_tflops(args)
     header = ["size", "side", "batch x T", "step ms (median)", "IQR/median", "tokens/s", "step ratio sb/side",
-              "paired ratio (95% CI)", "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side"]
+              "paired ratio (95% CI)", "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side",
+              "first step s"]
     header += ["MFU"] if peak else []
     rows, summary = [], []
-    for size_name, (dims, sample, sides, times, memory) in results.items():
+    for size_name, (dims, sample, sides, first, times, memory) in results.items():
         sb_time = benchlib.median(times["span_bert"]) if "span_bert" in times else None
         sb_times = times.get("span_bert")
         sb_flops = sides["span_bert"].flops if "span_bert" in sides else None
@@ -421,7 +441,7 @@ def report(results, args):
                    f"{benchlib.spread(times[name]):.2f}", f"{tokens / med:,.0f}",
                    f"{sb_time / med:.3f}" if sb_time else "-", paired_cell,
                    f"{sb_flops / sides[name].flops:.3f}" if sb_flops else "-", f"{sides[name].flops / med / 1e9:,.1f}"]
-            row += memory_cells(memory, name)
+            row += memory_cells(memory, name) + [f"{first[name]:.1f}"]
             if peak:
                 row.append(f"{sides[name].flops / med / (peak * 1e12):.1%}")
             rows.append(row)
@@ -446,9 +466,10 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="sequences per step")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (tokens_per_sample)")
     parser.add_argument("--rounds", type=int, default=10, help="timed steps per side (interleaved)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side first")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side after the first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fp16", action="store_true", help="CUDA autocast fp16 + GradScaler on every side")
+    parser.add_argument("--compile", action="store_true", help="span_bert built with --compile (the others eager)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (else from its name)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory children")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps per memory child after warm-up")
@@ -486,8 +507,9 @@ def main(argv=None):
     print(benchlib.versions_line())
     results = {size: run_size(size, args) for size in args.sizes}
     summary = report(results, args)
-    print(f"bench_train_step: {args.rounds} interleaved steps per side after {args.warmup} warm-up, "
-          f"{args.device}{' fp16' if args.fp16 else ''}; span_bert " + "; ".join(summary)
+    print(f"bench_train_step: {args.rounds} interleaved steps per side after 1 + {args.warmup} warm-up, "
+          f"{args.device}{' fp16' if args.fp16 else ''}"
+          f"{', span_bert compiled' if args.compile else ''}; span_bert " + "; ".join(summary)
           + " (table above, stdout)")
 
 

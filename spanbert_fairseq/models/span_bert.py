@@ -18,6 +18,7 @@ from fairseq.models import (
 
 from ..interop.vocabulary import check_vocabulary_size
 from .bert_encoder import BertBody, init_bert_weights, select_positions
+from .compilation import compile_in_place
 from .heads import MlmHead, SboHead, project_to_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class SpanBertModelConfig(FairseqDataclass):
     )
     max_pair_targets: int = field(
         default=15, metadata={"help": "SBO predicts at most this many tokens of a span"}
+    )
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the encoder body and heads (in place: same state-dict keys); "
+                  "eager with one warning where this platform cannot compile"},
     )
 
 
@@ -136,7 +142,10 @@ class SpanBertModel(FairseqEncoderModel):
 
     @classmethod
     def build_model(cls, cfg, task):
-        return cls(cfg, SpanBertEncoder(cfg, task.source_dictionary))
+        encoder = SpanBertEncoder(cfg, task.source_dictionary)
+        if cfg.compile:
+            compile_in_place([encoder.bert, encoder.mlm_head, encoder.sbo_head])
+        return cls(cfg, encoder)
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
