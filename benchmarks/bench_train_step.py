@@ -244,19 +244,21 @@ def to_device(obj, device):
 class Side:
     """One model's training step: zero_grad, forward + loss, backward, AdamW step."""
 
-    def __init__(self, name, model, loss_fn, flops, tokens, device, fp16):
+    def __init__(self, name, model, loss_fn, flops, tokens, device, autocast_dtype):
         import torch
 
         self.name, self.model, self.loss_fn = name, model.to(device).train(), loss_fn
-        self.flops, self.tokens, self.device, self.fp16 = flops, tokens, device, fp16
+        self.flops, self.tokens, self.device, self.autocast_dtype = flops, tokens, device, autocast_dtype
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.01)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        # bf16 has fp32's exponent range: no loss scaling.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
 
     def step(self):
         import torch
 
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             loss = self.loss_fn(self.model)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -279,7 +281,7 @@ def build_side(name, dims, sample, args):
     masked = int(sample["target"].ne(0).sum())
     encoder = cost.encoder_flops(size, batch, seq_len)
     if name == "span_bert":
-        flags = ["--compile"] if args.compile else []
+        flags = (["--compile"] if args.compile else []) + (["--autocast-bf16"] if args.bf16 else [])
         _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
         sbo_targets = int(sample["pair_targets"].ne(0).sum())
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
@@ -298,7 +300,8 @@ def build_side(name, dims, sample, args):
     else:
         raise SystemExit(f"unknown side {name!r}")
     torch.manual_seed(0)
-    return Side(name, model, loss_fn, flops, tokens, device, args.fp16)
+    autocast_dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
+    return Side(name, model, loss_fn, flops, tokens, device, autocast_dtype)
 
 
 def hf_model(dims, seq_len):
@@ -359,7 +362,7 @@ def measure_memory(side_name, dims, sample_path, args):
            "--child-sample", str(sample_path), "--device", args.device, "--seq-len", str(args.seq_len),
            "--data-dir", str(args.data_dir), "--work-dir", str(args.work_dir),
            "--memory-steps", str(args.memory_steps)]
-    cmd += [flag for flag, on in (("--fp16", args.fp16), ("--compile", args.compile)) if on]
+    cmd += [flag for flag, on in (("--fp16", args.fp16), ("--bf16", args.bf16), ("--compile", args.compile)) if on]
     out = subprocess.run(cmd, env=benchlib.malloc_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"memory child for {side_name} failed:\n{out.stderr[-3000:]}")
@@ -469,6 +472,8 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side after the first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fp16", action="store_true", help="CUDA autocast fp16 + GradScaler on every side")
+    parser.add_argument("--bf16", action="store_true",
+                        help="autocast bf16 on every side (span_bert through its --autocast-bf16), no loss scaling")
     parser.add_argument("--compile", action="store_true", help="span_bert built with --compile (the others eager)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (else from its name)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory children")
@@ -484,6 +489,8 @@ def parse_args(argv=None):
     args.sizes = [s for s in args.sizes.split(",") if s]
     if args.fp16 and not args.device.startswith("cuda"):
         parser.error("--fp16 needs --device cuda (CPU steps run in fp32)")
+    if args.fp16 and args.bf16:
+        parser.error("--fp16 and --bf16 exclude each other")
     return args
 
 
@@ -508,7 +515,7 @@ def main(argv=None):
     results = {size: run_size(size, args) for size in args.sizes}
     summary = report(results, args)
     print(f"bench_train_step: {args.rounds} interleaved steps per side after 1 + {args.warmup} warm-up, "
-          f"{args.device}{' fp16' if args.fp16 else ''}"
+          f"{args.device}{' fp16' if args.fp16 else ''}{' bf16' if args.bf16 else ''}"
           f"{', span_bert compiled' if args.compile else ''}; span_bert " + "; ".join(summary)
           + " (table above, stdout)")
 

@@ -8,6 +8,7 @@ State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s
 import logging
 from dataclasses import dataclass, field
 
+import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
@@ -48,6 +49,11 @@ class SpanBertModelConfig(FairseqDataclass):
         default=False,
         metadata={"help": "torch.compile the encoder body and heads (in place: same state-dict keys); "
                   "eager with one warning where this platform cannot compile"},
+    )
+    autocast_bf16: bool = field(
+        default=False,
+        metadata={"help": "bf16 mixed precision: the forward under torch.autocast(bfloat16), fp32 weights "
+                  "and loss (fairseq 0.12's --bf16 needs a TPU); use without --fp16"},
     )
 
 
@@ -149,10 +155,15 @@ class SpanBertModel(FairseqEncoderModel):
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
-        return self.encoder(
-            src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
-            pair_target_mask=pair_target_mask,
-        )
+        bf16 = getattr(self.cfg, "autocast_bf16", False)  # configs older than the flag lack it
+        if bf16 and self.encoder.embed_weight.dtype != torch.float32:
+            raise ValueError("--autocast-bf16 keeps fp32 weights under bf16 autocast: drop --fp16 / "
+                             "--memory-efficient-fp16")
+        with torch.autocast(src_tokens.device.type, torch.bfloat16, enabled=bf16):
+            return self.encoder(
+                src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
+                pair_target_mask=pair_target_mask,
+            )
 
     def extract_features(self, src_tokens):  # B x T -> B x T x C
         return self.encoder.extract_features(src_tokens)
