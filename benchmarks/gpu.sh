@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, one script, one GPU, under 10 minutes:
+# The GPU check, one script, one GPU, 12-15 minutes by estimate (not run yet: no GPU was lent):
 #  (a) issue 3: fairseq-train spanbert_base --fp16 for $UPDATES updates on the embedded default
 #      corpus: tokens/s, model-FLOPs utilisation, peak GPU memory and the loss curve;
 #  (b) bench_train_step.py: spanbert_base fp16 vs fairseq roberta base (masked_lm) vs HF
