@@ -18,6 +18,11 @@ extra SBO head, not overhead.
 
     python benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 8 --rounds 10
     python benchmarks/bench_train_step.py --device cuda --fp16 --sizes base --batch 32   # GPU
+    python benchmarks/bench_train_step.py --compile --sizes base --batch 2 --sides span_bert,roberta
+
+--compile builds span_bert with its --compile flag (torch.compile of encoder and heads); the other
+sides stay eager. The "first step s" column is each side's first step alone, which for a compiled
+side includes compilation.
 """
 
 import argparse
@@ -239,19 +244,21 @@ def to_device(obj, device):
 class Side:
     """One model's training step: zero_grad, forward + loss, backward, AdamW step."""
 
-    def __init__(self, name, model, loss_fn, flops, tokens, device, fp16):
+    def __init__(self, name, model, loss_fn, flops, tokens, device, autocast_dtype):
         import torch
 
         self.name, self.model, self.loss_fn = name, model.to(device).train(), loss_fn
-        self.flops, self.tokens, self.device, self.fp16 = flops, tokens, device, fp16
+        self.flops, self.tokens, self.device, self.autocast_dtype = flops, tokens, device, autocast_dtype
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.01)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        # bf16 has fp32's exponent range: no loss scaling.
+        self.scaler = torch.amp.GradScaler("cuda", enabled=autocast_dtype == torch.float16)
 
     def step(self):
         import torch
 
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
+        device_type = torch.device(self.device).type
+        with torch.autocast(device_type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             loss = self.loss_fn(self.model)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -274,7 +281,8 @@ def build_side(name, dims, sample, args):
     masked = int(sample["target"].ne(0).sum())
     encoder = cost.encoder_flops(size, batch, seq_len)
     if name == "span_bert":
-        _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len))
+        flags = (["--compile"] if args.compile else []) + (["--autocast-bf16"] if args.bf16 else [])
+        _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
         sbo_targets = int(sample["pair_targets"].ne(0).sum())
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
             size, sbo_targets, BERT_VOCAB_SIZE)
@@ -292,7 +300,8 @@ def build_side(name, dims, sample, args):
     else:
         raise SystemExit(f"unknown side {name!r}")
     torch.manual_seed(0)
-    return Side(name, model, loss_fn, flops, tokens, device, args.fp16)
+    autocast_dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
+    return Side(name, model, loss_fn, flops, tokens, device, autocast_dtype)
 
 
 def hf_model(dims, seq_len):
@@ -310,7 +319,7 @@ def child_main(args):
     """Build one side alone and print its training peak memory as one JSON line."""
     import torch
 
-    sample = torch.load(args.child_sample, weights_only=False)
+    sample = torch.load(args.child_sample)  # tensors, ints and dicts only
     dims = Dims(**json.loads(args.child_dims))
     cuda = args.device.startswith("cuda")
     prime_runtime(args.device)
@@ -352,7 +361,8 @@ def measure_memory(side_name, dims, sample_path, args):
     cmd = [sys.executable, __file__, "--child-side", side_name, "--child-dims", json.dumps(dims.__dict__),
            "--child-sample", str(sample_path), "--device", args.device, "--seq-len", str(args.seq_len),
            "--data-dir", str(args.data_dir), "--work-dir", str(args.work_dir),
-           "--memory-steps", str(args.memory_steps)] + (["--fp16"] if args.fp16 else [])
+           "--memory-steps", str(args.memory_steps)]
+    cmd += [flag for flag, on in (("--fp16", args.fp16), ("--bf16", args.bf16), ("--compile", args.compile)) if on]
     out = subprocess.run(cmd, env=benchlib.malloc_env(), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"memory child for {side_name} failed:\n{out.stderr[-3000:]}")
@@ -378,6 +388,7 @@ def run_size(size_name, args):
     sample = spanbert_batch(args.data_dir, dims, args.batch, args.seq_len)
     sides = {name: build_side(name, dims, sample, args) for name in args.sides}
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else None
+    first = {name: first_step_seconds(side, sync) for name, side in sides.items()}
     times = benchlib.interleaved_times({n: s.step for n, s in sides.items()}, args.rounds, args.warmup, sync)
     memory = {}
     if args.memory:
@@ -385,7 +396,18 @@ def run_size(size_name, args):
         torch.save(sample, sample_path)
         release_models(sides)
         memory = {name: measure_memory(name, dims, sample_path, args) for name in args.sides}
-    return dims, sample, sides, times, memory
+    return dims, sample, sides, first, times, memory
+
+
+def first_step_seconds(side, sync):
+    """The side's first step alone: allocations, and for a compiled side its compilation."""
+    import time
+
+    start = time.perf_counter()
+    side.step()
+    if sync:
+        sync()
+    return time.perf_counter() - start
 
 
 def release_models(sides):
@@ -404,25 +426,30 @@ def release_models(sides):
 def report(results, args):
     peak = gpu_peak_tflops(args)
     header = ["size", "side", "batch x T", "step ms (median)", "IQR/median", "tokens/s", "step ratio sb/side",
-              "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side"] + (["MFU"] if peak else [])
+              "paired ratio (95% CI)", "model FLOPs sb/side", "GFLOP/s", "peak MiB", "mem ratio sb/side",
+              "first step s"]
+    header += ["MFU"] if peak else []
     rows, summary = [], []
-    for size_name, (dims, sample, sides, times, memory) in results.items():
+    for size_name, (dims, sample, sides, first, times, memory) in results.items():
         sb_time = benchlib.median(times["span_bert"]) if "span_bert" in times else None
+        sb_times = times.get("span_bert")
         sb_flops = sides["span_bert"].flops if "span_bert" in sides else None
         for name in args.sides:
             med = benchlib.median(times[name])
             tokens = sides[name].tokens
+            paired = benchlib.paired_ratio(sb_times, times[name]) if sb_times else None
+            paired_cell = f"{paired[0]:.3f} ({paired[1]:.3f}-{paired[2]:.3f})" if paired else "-"
             row = [f"{size_name} (L{dims.layers} H{dims.hidden})", name,
                    f"{sample['net_input']['src_tokens'].size(0)} x {args.seq_len}", f"{med * 1e3:.1f}",
                    f"{benchlib.spread(times[name]):.2f}", f"{tokens / med:,.0f}",
-                   f"{sb_time / med:.3f}" if sb_time else "-",
+                   f"{sb_time / med:.3f}" if sb_time else "-", paired_cell,
                    f"{sb_flops / sides[name].flops:.3f}" if sb_flops else "-", f"{sides[name].flops / med / 1e9:,.1f}"]
-            row += memory_cells(memory, name)
+            row += memory_cells(memory, name) + [f"{first[name]:.1f}"]
             if peak:
                 row.append(f"{sides[name].flops / med / (peak * 1e12):.1%}")
             rows.append(row)
             if sb_time and name != "span_bert":
-                summary.append(f"{size_name} vs {name}: time x{sb_time / med:.2f}"
+                summary.append(f"{size_name} vs {name}: time x{sb_time / med:.3f}, paired {paired_cell}"
                                + (f", mem x{memory['span_bert'] / memory[name]:.2f}" if memory else ""))
     benchlib.print_table(header, rows)
     return summary
@@ -442,9 +469,12 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=8, help="sequences per step")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (tokens_per_sample)")
     parser.add_argument("--rounds", type=int, default=10, help="timed steps per side (interleaved)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side first")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per side after the first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fp16", action="store_true", help="CUDA autocast fp16 + GradScaler on every side")
+    parser.add_argument("--bf16", action="store_true",
+                        help="autocast bf16 on every side (span_bert through its --autocast-bf16), no loss scaling")
+    parser.add_argument("--compile", action="store_true", help="span_bert built with --compile (the others eager)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="GPU peak for MFU (else from its name)")
     parser.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory children")
     parser.add_argument("--memory-steps", type=int, default=2, help="steps per memory child after warm-up")
@@ -459,6 +489,8 @@ def parse_args(argv=None):
     args.sizes = [s for s in args.sizes.split(",") if s]
     if args.fp16 and not args.device.startswith("cuda"):
         parser.error("--fp16 needs --device cuda (CPU steps run in fp32)")
+    if args.fp16 and args.bf16:
+        parser.error("--fp16 and --bf16 exclude each other")
     return args
 
 
@@ -482,8 +514,9 @@ def main(argv=None):
     print(benchlib.versions_line())
     results = {size: run_size(size, args) for size in args.sizes}
     summary = report(results, args)
-    print(f"bench_train_step: {args.rounds} interleaved steps per side after {args.warmup} warm-up, "
-          f"{args.device}{' fp16' if args.fp16 else ''}; span_bert " + "; ".join(summary)
+    print(f"bench_train_step: {args.rounds} interleaved steps per side after 1 + {args.warmup} warm-up, "
+          f"{args.device}{' fp16' if args.fp16 else ''}{' bf16' if args.bf16 else ''}"
+          f"{', span_bert compiled' if args.compile else ''}; span_bert " + "; ".join(summary)
           + " (table above, stdout)")
 
 

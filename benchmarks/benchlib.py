@@ -113,6 +113,26 @@ def spread(values):
     return (q[2] - q[0]) / statistics.median(values)
 
 
+def paired_ratio(numerator, denominator, level=0.95, resamples=2000, seed=0):
+    """Median over rounds of numerator[i] / denominator[i], with a bootstrap interval.
+
+    Round i of both lists ran back to back (interleaved_times), so their ratio cancels load that
+    slowed that round: the interval stays narrow when another job comes and goes, where one of
+    the ratio of medians would not. Returns (ratio, low, high); the interval is (nan, nan) under
+    4 rounds.
+    """
+    import random
+
+    ratios = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    n = len(ratios)
+    if n < 4:
+        return median(ratios), float("nan"), float("nan")
+    rng = random.Random(seed)
+    medians = sorted(median([ratios[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples))
+    tail = (1 - level) / 2
+    return median(ratios), medians[int(tail * resamples)], medians[min(resamples - 1, int((1 - tail) * resamples))]
+
+
 # ---------------------------------------------------------------------------- memory (CPU)
 def rss_bytes():
     return _proc_status_kib("VmRSS") * 1024

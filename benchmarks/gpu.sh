@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check, one script, one GPU, under 10 minutes:
+# The GPU check, one script, one GPU, 12-15 minutes by estimate (not run yet: no GPU was lent):
 #  (a) issue 3: fairseq-train spanbert_base --fp16 for $UPDATES updates on the embedded default
 #      corpus: tokens/s, model-FLOPs utilisation, peak GPU memory and the loss curve;
 #  (b) bench_train_step.py: spanbert_base fp16 vs fairseq roberta base (masked_lm) vs HF
-#      BertForPreTraining, same batch: step time, tokens/s, MFU, peak memory, with the card's name.
+#      BertForPreTraining, same batch: step time, tokens/s, MFU, peak memory, with the card's name;
+#  (c) as (a) in bf16 mixed precision instead: --autocast-bf16 (fp32 weights; fairseq 0.12's own
+#      --bf16 needs a TPU);
+#  (d) as (b) under bf16 autocast, then span_bert with --compile against eager roberta.
 # Prepare once on a machine with PyPI: `bash benchmarks/gpu_prepare.sh` (wheels + vocab in .whl/).
 # Then on the GPU machine, from the repo root:  bash benchmarks/gpu.sh   (device tool: carry [".whl"])
-# Everything lands in $OUT (default runs/gpu): gpu.txt, train.log, loss_curve.md, train_step.md, summary.txt.
-# DRY_CPU=1 checks the plumbing on a CPU machine (spanbert_tiny, fp32, few updates; numbers meaningless).
+# Everything lands in $OUT (default runs/gpu): gpu.txt, train{,_bf16}.log, loss_curve{,_bf16}.md,
+# train_step{,_bf16,_bf16_compile}.md, summary.txt.
+# DRY_CPU=1 checks the plumbing on a CPU machine (spanbert_tiny, fp32 and CPU bf16 autocast, few
+# updates; numbers meaningless).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
@@ -15,9 +20,10 @@ WORK=${WORK:-/tmp/spanbert_gpu}
 PY=${PYTHON:-python3}
 UPDATES=${UPDATES:-200}
 BATCH=${BATCH:-32}
-ARCH=spanbert_base SIZE=base DEVICE=(--fp16) BENCH_DEVICE=(--device cuda --fp16) ROUNDS=20 WARMUP=5
+ARCH=spanbert_base SIZE=base DEVICE=() FP16=(--fp16) BENCH_DEVICE=(--device cuda) ROUNDS=20 WARMUP=5
 if [ "${DRY_CPU:-0}" = 1 ]; then
-  UPDATES=${DRY_UPDATES:-6} BATCH=2 ARCH=spanbert_tiny SIZE=tiny DEVICE=(--cpu) BENCH_DEVICE=(--device cpu) ROUNDS=2 WARMUP=1
+  UPDATES=${DRY_UPDATES:-6} BATCH=2 ARCH=spanbert_tiny SIZE=tiny DEVICE=(--cpu) FP16=() BENCH_DEVICE=(--device cpu)
+  ROUNDS=2 WARMUP=1
 fi
 export BENCH_VOCAB=${BENCH_VOCAB:-$PWD/.whl/vocab.txt}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
@@ -48,15 +54,18 @@ if [ ! -f "$WORK/data/train.idx" ]; then
     --valid-fraction 0.02 --workers 8
 fi
 
-# ---- 2. (a) fairseq-train spanbert_base --fp16, with the peak memory read at exit
-log "(a) fairseq-train $ARCH ${DEVICE[*]}, $UPDATES updates of $BATCH x 512"
+# ---- 2. fairseq-train: (a) --fp16, (c) --autocast-bf16; each with the peak memory read at exit
 TRAIN_ARGS=("$WORK/data" --user-dir spanbert_fairseq --task span_bert --criterion span_bert
   --arch "$ARCH" --tokens-per-sample 512 --batch-size "$BATCH" "${DEVICE[@]}"
   --optimizer adam --adam-betas "(0.9, 0.999)" --adam-eps 1e-8 --weight-decay 0.01 --clip-norm 1.0
   --lr 5e-4 --lr-scheduler polynomial_decay --warmup-updates 20 --total-num-update "$UPDATES"
   --max-update "$UPDATES" --log-format json --log-interval "$(( UPDATES < 50 ? 1 : 10 ))" --num-workers 4
-  --validate-interval-updates "$(( UPDATES / 2 ))" --save-dir "$WORK/checkpoints" --no-epoch-checkpoints --seed 1)
-"$PY" - "${TRAIN_ARGS[@]}" <<'EOF' 2>&1 | tee "$OUT/train.log"
+  --validate-interval-updates "$(( UPDATES / 2 ))" --no-epoch-checkpoints --seed 1)
+
+train() {  # label, output suffix, precision flags...
+  local label=$1 suffix=$2; shift 2
+  log "($label) fairseq-train $ARCH ${DEVICE[*]} $*, $UPDATES updates of $BATCH x 512"
+  "$PY" - "${TRAIN_ARGS[@]}" --save-dir "$WORK/checkpoints$suffix" "$@" <<'EOF' 2>&1 | tee "$OUT/train$suffix.log"
 import sys
 import torch
 from fairseq_cli.train import cli_main
@@ -68,14 +77,13 @@ finally:
     peak = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else float("nan")
     print(f"PEAK_MEMORY_ALLOCATED_GIB {peak / 2**30:.2f}")
 EOF
-
-"$PY" - "$OUT/train.log" "$BATCH" "$ARCH" <<'EOF' | tee "$OUT/loss_curve.md"
+  "$PY" - "$OUT/train$suffix.log" "$BATCH" "$ARCH" "$label" "$*" <<'EOF' | tee "$OUT/loss_curve$suffix.md"
 import json, re, statistics, sys
 sys.path.insert(0, "benchmarks")
 import cost
 import torch
 
-log, batch, arch = open(sys.argv[1]).read().splitlines(), int(sys.argv[2]), sys.argv[3]
+log, batch, (arch, label, flags) = open(sys.argv[1]).read().splitlines(), int(sys.argv[2]), sys.argv[3:]
 inner = [json.loads(m.group(1)) for line in log if (m := re.search(r"\| train_inner \| (\{.*\})", line))]
 valid = [json.loads(m.group(1)) for line in log if (m := re.search(r"\| valid \| (\{.*\})", line))]
 peak = next(line.split()[-1] for line in log if line.startswith("PEAK_MEMORY_ALLOCATED_GIB"))
@@ -93,16 +101,28 @@ flops_per_token = cost.spanbert_update_flops(size, 1, 512, 30522) / 512
 name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (dry run)"
 peak_tflops = next((v for k, v in {"H100": 989.0, "H200": 989.0, "A100": 312.0, "V100": 125.0}.items() if k in name), None)
 mfu = f", MFU {wps * flops_per_token / (peak_tflops * 1e12):.1%} of {peak_tflops:g} TFLOPS" if peak_tflops else ""
-print(f"(a) {name}: fairseq-train {arch}, {batch} x 512/update: median {wps:,.0f} tokens/s "
+print(f"({label}) {name}: fairseq-train {arch} {flags}, {batch} x 512/update: median {wps:,.0f} tokens/s "
       f"(from the 3rd log line){mfu}, peak memory allocated {peak} GiB, loss {inner[0]['loss']} -> {inner[-1]['loss']}")
 EOF
+}
 
-# ---- 3. (b) the training-step benchmark at base size, fp16
-log "(b) bench_train_step: span_bert vs roberta vs HF BertForPreTraining at size $SIZE, ${BENCH_DEVICE[*]}, $BATCH x 512"
-"$PY" benchmarks/bench_train_step.py "${BENCH_DEVICE[@]}" --sizes "$SIZE" --batch "$BATCH" --rounds "$ROUNDS" --warmup "$WARMUP" \
-  --data-dir "$WORK/data" --work-dir "$WORK/train_step" 2>&1 | tee "$OUT/train_step.md"
+bench() {  # label, output suffix, benchmark flags...
+  local label=$1 suffix=$2; shift 2
+  log "($label) bench_train_step at size $SIZE, ${BENCH_DEVICE[*]} $*, $BATCH x 512"
+  "$PY" benchmarks/bench_train_step.py "${BENCH_DEVICE[@]}" "$@" --sizes "$SIZE" --batch "$BATCH" --rounds "$ROUNDS" \
+    --warmup "$WARMUP" --data-dir "$WORK/data" --work-dir "$WORK/train_step" 2>&1 | tee "$OUT/train_step$suffix.md"
+}
 
-{ cat "$OUT/gpu.txt"; tail -n 1 "$OUT/loss_curve.md"; tail -n 1 "$OUT/train_step.md"; } > "$OUT/summary.txt"
+train a "" "${FP16[@]}"
+# ---- 3. (b) the training-step benchmark at base size: span_bert vs roberta vs HF BertForPreTraining
+bench b "" "${FP16[@]}"
+# ---- 4. bf16 mixed precision: (c) fairseq-train, (d) the train step eager, then span_bert compiled
+train c _bf16 --autocast-bf16
+bench d _bf16 --bf16
+bench d _bf16_compile --bf16 --compile --sides span_bert,roberta
+
+{ cat "$OUT/gpu.txt"; for f in loss_curve loss_curve_bf16 train_step train_step_bf16 train_step_bf16_compile; do
+    tail -n 1 "$OUT/$f.md"; done; } > "$OUT/summary.txt"
 log "gpu.sh: done; summary:"
 cat "$OUT/summary.txt"
-echo "gpu.sh: measured (a) fairseq-train $ARCH and (b) train-step ratios at size $SIZE on $(head -n1 "$OUT/gpu.txt" | cut -d, -f1); outputs in $OUT/"
+echo "gpu.sh: measured (a, c) fairseq-train $ARCH fp16 and bf16, (b, d) train-step ratios at size $SIZE on $(head -n1 "$OUT/gpu.txt" | cut -d, -f1); outputs in $OUT/"

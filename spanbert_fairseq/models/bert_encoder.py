@@ -44,16 +44,22 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.attention_dropout = attention_dropout
 
-    def forward(self, x, attn_mask):  # x: B x T x C; attn_mask: B x 1 x 1 x T bool (True = attend) or None
+    def forward(self, x, attn_mask, rows=None):
+        """x: B x T x C -> B x R x C, the outputs at positions `rows` (B x R; all T when None).
+
+        attn_mask: B x 1 x 1 x T bool (True = attend) or None. Keys and values come from every
+        position; only the queries are cut to `rows`.
+        """
         B, T, C = x.shape
 
-        def split_heads(t):  # B x T x C -> B x heads x T x C/heads
-            return t.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
+        def split_heads(t):  # B x N x C -> B x heads x N x C/heads
+            return t.view(B, t.size(1), self.num_heads, C // self.num_heads).transpose(1, 2)
 
-        q, k, v = split_heads(self.query(x)), split_heads(self.key(x)), split_heads(self.value(x))
+        q = self.query(x if rows is None else gather_positions(x, rows))
+        q, k, v = split_heads(q), split_heads(self.key(x)), split_heads(self.value(x))
         dropout_p = self.attention_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-        return y.transpose(1, 2).reshape(B, T, C)
+        return y.transpose(1, 2).reshape(B, -1, C)
 
 
 class BertResidualOutput(nn.Module):
@@ -76,8 +82,9 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(dim, num_heads, attention_dropout)
         self.output = BertResidualOutput(dim, dim, eps, dropout)
 
-    def forward(self, x, attn_mask):
-        return self.output(self.self(x, attn_mask), x)
+    def forward(self, x, attn_mask, rows=None):  # B x T x C -> B x R x C
+        residual = x if rows is None else gather_positions(x, rows)
+        return self.output(self.self(x, attn_mask, rows), residual)
 
 
 class BertIntermediate(nn.Module):
@@ -96,8 +103,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(dim, ffn_dim)
         self.output = BertResidualOutput(ffn_dim, dim, eps, dropout)
 
-    def forward(self, x, attn_mask):
-        x = self.attention(x, attn_mask)
+    def forward(self, x, attn_mask, rows=None):  # B x T x C -> B x R x C
+        x = self.attention(x, attn_mask, rows)
         return self.output(self.intermediate(x), x)
 
 
@@ -106,9 +113,12 @@ class BertLayerStack(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(**layer_kwargs) for _ in range(num_layers)])
 
-    def forward(self, x, attn_mask):
-        for layer in self.layer:
-            x = layer(x, attn_mask)
+    def forward(self, x, attn_mask, rows=None):  # B x T x C -> B x R x C
+        # Every position of the last layer's input feeds its attention, but its output is needed
+        # only at `rows`: from the queries on (output projection, FFN) it runs on those alone.
+        last = len(self.layer) - 1
+        for i, layer in enumerate(self.layer):
+            x = layer(x, attn_mask, rows if i == last else None)
         return x
 
 
@@ -127,8 +137,10 @@ class BertBody(nn.Module):
             dropout=dropout, attention_dropout=attention_dropout,
         )
 
-    def forward(self, src_tokens, attn_mask, token_types=None):  # B x T -> B x T x C
-        return self.encoder(self.embeddings(src_tokens, token_types), attn_mask)
+    def forward(self, src_tokens, attn_mask, rows=None, token_types=None):
+        """B x T -> B x R x C: the last layer at positions `rows` (B x R), or B x T x C when None.
+        token_types: B x T segment ids for BERT's sentence pairs (default: all 0)."""
+        return self.encoder(self.embeddings(src_tokens, token_types), attn_mask, rows)
 
     def attention_mask(self, src_tokens):
         """B x 1 x 1 x T bool, True at real tokens; None when nothing is padded.
@@ -140,6 +152,33 @@ class BertBody(nn.Module):
         if bool(is_token.all()):
             return None
         return is_token[:, None, None, :]
+
+
+def gather_positions(x, rows):  # B x T x C, B x R -> B x R x C
+    # gather, not take_along_dim: its broadcasting makes torch.compile fix B and T to constants.
+    return torch.gather(x, 1, rows.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+
+def select_positions(batch_size, seq_len, *flat_rows):
+    """Rows of B*T that are needed (index tensors, None ignored) -> (positions B x R, row index).
+
+    positions: each sample's needed positions in order, padded to the sample needing most (R) with
+    positions it does not need; row index (B*T): where each needed row lands in the flattened
+    B*R output. (None, None) when no rows are given. The `int()` is a host sync, taken before the
+    encoder's kernels are queued.
+    """
+    flat_rows = [rows for rows in flat_rows if rows is not None]
+    if not flat_rows:
+        return None, None
+    needed = torch.zeros(batch_size * seq_len, dtype=torch.bool, device=flat_rows[0].device)
+    for rows in flat_rows:
+        needed[rows] = True
+    needed = needed.view(batch_size, seq_len)
+    width = max(int(needed.sum(1).max()), 1)
+    order = torch.argsort(needed.to(torch.uint8), dim=1, descending=True, stable=True)
+    positions = order[:, :width].contiguous()  # contiguous: strides that depend on R alone, not on T
+    first_row = torch.arange(batch_size, device=needed.device).unsqueeze(1) * width  # B x 1
+    return positions, (needed.cumsum(1) - 1 + first_row).flatten()
 
 
 def init_bert_weights(module, std=0.02):

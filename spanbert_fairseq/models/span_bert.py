@@ -8,6 +8,7 @@ State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from fairseq.dataclass import FairseqDataclass
 from fairseq.models import (
     FairseqEncoder,
@@ -19,7 +20,8 @@ from omegaconf import II
 
 from spanbert_text.errors import UserInputError
 
-from .bert_encoder import BertBody, init_bert_weights
+from .bert_encoder import BertBody, init_bert_weights, select_positions
+from .compilation import compile_in_place
 from .heads import MlmHead, SboHead, project_to_vocabulary
 
 # The sizes each --arch (hydra: model._name) stands for. `span_bert` itself is spanbert_base.
@@ -59,6 +61,16 @@ class SpanBertModelConfig(FairseqDataclass):
     )
     # The task's --max-pair-targets: the batches' pair targets and the SBO position table agree.
     max_pair_targets: int = II("task.max_pair_targets")
+    compile: bool = field(
+        default=False,
+        metadata={"help": "torch.compile the encoder body and heads (in place: same state-dict keys); "
+                  "eager with one warning where this platform cannot compile"},
+    )
+    autocast_bf16: bool = field(
+        default=False,
+        metadata={"help": "bf16 mixed precision: the forward under torch.autocast(bfloat16), fp32 weights "
+                  "and loss (fairseq 0.12's --bf16 needs a TPU); use without --fp16"},
+    )
 
 
 class VocabularyMismatchError(UserInputError):
@@ -123,7 +135,7 @@ class SpanBertEncoder(FairseqEncoder):
         token_types: B x T segment ids for BERT's sentence pairs (default: all 0)."""
         attn_mask = self.bert.attention_mask(src_tokens)
         if not return_all_hiddens:
-            return self.bert(src_tokens, attn_mask, token_types)
+            return self.bert(src_tokens, attn_mask, token_types=token_types)
         states = [self.bert.embeddings(src_tokens, token_types)]
         for layer in self.bert.encoder.layer:
             states.append(layer(states[-1], attn_mask))
@@ -147,13 +159,16 @@ class SpanBertEncoder(FairseqEncoder):
         mlm_rows = None if masked_tokens is None else masked_tokens.flatten().nonzero().squeeze(1)
         sbo_rows = None if pair_target_mask is None else self._sbo_rows(pairs, pair_target_mask, T)
 
-        features = self.bert(src_tokens, attn_mask).flatten(0, 1)  # (B*T) x C
+        # The last layer's output is needed at the heads' rows only: it computes just those.
+        positions, out_row = select_positions(B, T, mlm_rows, *(sbo_rows[:2] if sbo_rows else ()))
+        features = self.bert(src_tokens, attn_mask, positions).flatten(0, 1)  # (B*R) x C
         heads = []
         if mlm_rows is not None:
-            heads.append((self.mlm_head(features[mlm_rows]), self.mlm_head.bias))
+            heads.append((self.mlm_head(features[out_row[mlm_rows]]), self.mlm_head.bias))
         if sbo_rows is not None:
             left_rows, right_rows, span_index = sbo_rows
-            heads.append((self.sbo_head(features[left_rows], features[right_rows], span_index), self.sbo_head.bias))
+            left, right = features[out_row[left_rows]], features[out_row[right_rows]]
+            heads.append((self.sbo_head(left, right, span_index), self.sbo_head.bias))
         logits = project_to_vocabulary(self.embed_weight, heads)
         mlm_logits = logits.pop(0) if mlm_rows is not None else None
         sbo_logits = logits.pop(0) if sbo_rows is not None else None
@@ -186,7 +201,11 @@ class SpanBertModel(FairseqEncoderModel):
 
     @classmethod
     def build_model(cls, cfg, task):
-        return cls.for_dictionary(cfg, task.source_dictionary)
+        model = cls.for_dictionary(cfg, task.source_dictionary)
+        if cfg.compile:  # training only: a model loaded for inference stays eager
+            encoder = model.encoder
+            compile_in_place([encoder.bert, encoder.mlm_head, encoder.sbo_head])
+        return model
 
     @classmethod
     def for_dictionary(cls, cfg, dictionary):
@@ -198,10 +217,15 @@ class SpanBertModel(FairseqEncoderModel):
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
-        return self.encoder(
-            src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
-            pair_target_mask=pair_target_mask,
-        )
+        bf16 = getattr(self.cfg, "autocast_bf16", False)  # configs older than the flag lack it
+        if bf16 and self.encoder.embed_weight.dtype != torch.float32:
+            raise UserInputError("--autocast-bf16 keeps fp32 weights under bf16 autocast: drop --fp16 / "
+                                 "--memory-efficient-fp16")
+        with torch.autocast(src_tokens.device.type, torch.bfloat16, enabled=bf16):
+            return self.encoder(
+                src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
+                pair_target_mask=pair_target_mask,
+            )
 
     def extract_features(self, src_tokens, return_all_hiddens=False, token_types=None):
         return self.encoder.extract_features(src_tokens, return_all_hiddens, token_types)

@@ -118,3 +118,14 @@ def test_scaling_runs_one_and_two_processes(capsys, data_dir):
                                        str(data_dir), "--seq-len", "32", "--batch", "1"])
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("bench_scaling:")
+
+
+def test_paired_ratio_cancels_load_shared_by_a_round(benchlib):
+    import random
+
+    rng = random.Random(1)
+    load = [1.0 + 3 * rng.random() for _ in range(20)]  # a job that comes and goes, slowing both sides
+    assert benchlib.paired_ratio([2 * t for t in load], load) == (2.0, 2.0, 2.0)
+    ours = [t * rng.uniform(0.7, 0.9) for t in load]
+    ratio, low, high = benchlib.paired_ratio(ours, load)
+    assert 0.7 <= low < ratio < high <= 0.9
