@@ -134,71 +134,12 @@ def roberta_argv(dict_dir, dims, seq_len=512):
 # ---------------------------------------------------------------------------- batches
 def spanbert_batch(data_dir, dims, batch, seq_len, seed=1):
     """`batch` full-length blocks collated by the span_bert task (the batch contract)."""
-    from fairseq.tasks import TASK_REGISTRY
-
     import_plugin()
-    if "span_bert" not in TASK_REGISTRY:
-        print("note: no span_bert task registered yet; batch built to the batch contract here")
-        return contract_batch(data_dir, batch, seq_len, seed)
     task, _, _ = fairseq_side(spanbert_argv(data_dir, spanbert_arch(dims), dims, seq_len) + ["--seed", str(seed)])
     task.load_dataset("train", epoch=1)
     dataset = task.dataset("train")
     longest = sorted(range(len(dataset)), key=lambda i: -int(dataset.sizes[i]))[:batch]
     return dataset.collater([dataset[i] for i in longest])
-
-
-def contract_batch(data_dir, batch, seq_len, seed, max_pair_targets=15):
-    """A batch in the span_bert layout from real token rows, with geometric spans masked.
-
-    Stand-in for the task's collater (same shapes, ~15% masked in spans, pairs and pair targets),
-    used only when the task is not available.
-    """
-    import numpy as np
-    import torch
-    from fairseq.data import data_utils
-
-    dataset = data_utils.load_indexed_dataset(str(Path(data_dir) / "train"), None, "mmap")
-    tokens = np.concatenate([dataset[i].numpy() for i in range(len(dataset))])
-    tokens = tokens[tokens != 102]
-    rng = np.random.default_rng(seed)
-    block = seq_len - 2
-    src = torch.zeros(batch, seq_len, dtype=torch.long)
-    target = torch.zeros_like(src)
-    all_spans = []
-    for row in range(batch):
-        start = int(rng.integers(0, len(tokens) - block))
-        original = torch.from_numpy(tokens[start:start + block].astype(np.int64))
-        spans = random_spans(rng, block, int(np.ceil(0.15 * block)))
-        masked = original.clone()
-        for s, e in spans:
-            masked[s:e + 1] = 103
-            target[row, 1 + s:2 + e] = original[s:e + 1]
-        src[row] = torch.cat([torch.tensor([101]), masked, torch.tensor([102])])
-        all_spans.append([(s, e, original[s:e + 1][:max_pair_targets]) for s, e in spans
-                          if s > 0 and e < block - 1])
-    k = max(len(spans) for spans in all_spans)
-    pairs = torch.zeros(batch, k, 2, dtype=torch.long)
-    pair_targets = torch.zeros(batch, k, max_pair_targets, dtype=torch.long)
-    for row, spans in enumerate(all_spans):
-        for j, (s, e, span_tokens) in enumerate(spans):
-            pairs[row, j] = torch.tensor([s, e + 2])  # block s-1 and e+1, shifted by [CLS]
-            pair_targets[row, j, :len(span_tokens)] = span_tokens
-    return {"id": torch.arange(batch), "nsentences": batch, "ntokens": int(src.ne(0).sum()),
-            "net_input": {"src_tokens": src, "src_lengths": torch.full((batch,), seq_len), "pairs": pairs},
-            "target": target, "pair_targets": pair_targets}
-
-
-def random_spans(rng, length, budget, p=0.2, max_len=10):
-    """Merged (start, end) spans covering exactly `budget` positions of 0..length-1."""
-    import numpy as np
-
-    covered = np.zeros(length, dtype=bool)
-    while covered.sum() < budget:
-        span = min(int(rng.geometric(p)), max_len, budget - int(covered.sum()))
-        start = int(rng.integers(0, length))
-        covered[start:start + span] = True
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], covered.astype(np.int8), [0]])))
-    return [(int(s), int(e) - 1) for s, e in zip(edges[::2], edges[1::2])]
 
 
 def roberta_sample(sample, pad, mask_idx):
