@@ -29,7 +29,8 @@ SUMMARY_COLUMNS = [
 
 
 def markdown(record):
-    """Summary table (one row per checkpoint, all spans), then one table per checkpoint by span length."""
+    """A summary table (one row per checkpoint, all spans) when there are several, then one table per
+    checkpoint by span length."""
     masking = record["masking"]
     lines = [
         f"Evaluated on {record['data']} split {record['split']!r}: {masking['blocks']:,} blocks of at most "
@@ -38,15 +39,15 @@ def markdown(record):
         f"spans, their length in whole words.",
         "",
     ]
-    summaries = [(c["name"], c["rows"][-1]) for c in record["checkpoints"]]
-    lines += _table([("checkpoint", "checkpoint", "{}")] + SUMMARY_COLUMNS,
-                    [{"checkpoint": name, **row} for name, row in summaries])
+    if len(record["checkpoints"]) > 1:  # one checkpoint: its own table's last row says the same
+        summaries = [{"checkpoint": c["name"], **c["rows"][-1]} for c in record["checkpoints"]]
+        lines += _table([("checkpoint", "checkpoint", "{}")] + SUMMARY_COLUMNS, summaries) + [""]
     for checkpoint in record["checkpoints"]:
         columns = SPAN_COLUMNS + [c for head in ("mlm", "sbo") if checkpoint[head] for c in HEAD_COLUMNS[head]]
-        lines += ["", f"### {checkpoint['name']}", ""]
+        lines += [f"### {checkpoint['name']}", ""]
         lines += [f"- {note}" for note in checkpoint["notes"]] + ([""] if checkpoint["notes"] else [])
-        lines += _table(columns, checkpoint["rows"])
-    return "\n".join(lines) + "\n"
+        lines += _table(columns, checkpoint["rows"]) + [""]
+    return "\n".join(lines)
 
 
 def _table(columns, rows):
