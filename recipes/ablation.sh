@@ -29,7 +29,6 @@ UPDATES=${UPDATES:-3000}
 read -r -a VARIANTS <<< "${VARIANTS:-subword whole_word span span_sbo}"
 JOBS=${JOBS:-2}
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
-VOCAB_SIZE=4000
 START=$SECONDS
 
 say() { echo "ablation.sh: $* ($((SECONDS - START))s)"; }
@@ -44,7 +43,7 @@ done
 bash scripts/setup.sh
 # One thread per training: two trainings share the two cores, and the tiny model's matrices are too
 # small for threads to pay (docs/training.md).
-export PATH="$PWD/.venv/bin:$PATH" OMP_NUM_THREADS=1
+export PATH="${SPANBERT_VENV:-$PWD/.venv}/bin:$PATH" OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 
 if [[ -n $DATA_ARG ]]; then
@@ -54,9 +53,10 @@ if [[ -n $DATA_ARG ]]; then
 else
   DATA=$OUT/data
   if [[ ! -f $DATA/valid.idx ]]; then
-    say "default corpus -> $VOCAB_SIZE-piece WordPiece -> $DATA"
+    say "default corpus -> uncased 2,000-piece WordPiece (the demo's) -> $DATA"
     [[ -s $OUT/corpus.txt ]] || run python -m spanbert_preprocess.default_corpus "$OUT/corpus.txt"
-    run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece "$VOCAB_SIZE" --valid-fraction 0.1 \
+    # A tenth held out (the demo holds out a twentieth): more masked spans to judge the variants on.
+    run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece 2000 --lowercase --valid-fraction 0.1 \
       --workers "$(nproc)" --destdir "$DATA"
   fi
 fi
@@ -73,6 +73,8 @@ variant_flags() {
 train() {
   local v=$1 dir=$OUT/$1
   rm -rf "$dir" && mkdir -p "$dir"
+  # 128-token blocks mask 19 tokens each, so spans of up to 10 words occur whole (the demo's
+  # 32-token blocks stop every span at 5 tokens). Otherwise the demo's settings.
   # shellcheck disable=SC2046
   fairseq-train "$DATA" --user-dir "$PWD/spanbert_fairseq" --task span_bert --criterion span_bert \
     --arch spanbert_tiny --cpu $(variant_flags "$v") \
