@@ -31,6 +31,7 @@ setup(
         "spanbert_fairseq.hub",
         "spanbert_fairseq.interop",
         "spanbert_fairseq.patches",
+        "spanbert_fairseq.evaluation",
         "spanbert_preprocess",
     ],
     package_dir={"spanbert_preprocess": "preprocess"},
@@ -46,6 +47,7 @@ setup(
             "spanbert-preprocess = spanbert_preprocess.cli:main",
             "spanbert-import = spanbert_fairseq.interop.import_checkpoint:main",
             "spanbert-export = spanbert_fairseq.interop.export_checkpoint:main",
+            "spanbert-eval = spanbert_fairseq.evaluation.cli:main",
         ]
     },
 )

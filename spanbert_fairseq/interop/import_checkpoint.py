@@ -86,7 +86,7 @@ def import_checkpoint(source, out_dir, vocab=None, config=None, seed=1):
     model_args = ckpt.model_args_of(cfg)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.save_checkpoint(out_dir / CHECKPOINT_NAME, cfg, state, carried)
+    ckpt.save_checkpoint(out_dir / CHECKPOINT_NAME, cfg, state, carried, fresh)
     dictionary.save(out_dir / "dict.txt")
     dictionary.save_vocab_txt(out_dir / "vocab.txt")
     lowercase = src.tokenizer_config.get("do_lower_case", not dictionary.is_cased())

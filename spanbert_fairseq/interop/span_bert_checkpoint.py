@@ -19,6 +19,9 @@ TASK = CRITERION = MODEL = "span_bert"
 # Top-level key of an imported checkpoint holding HF tensors span_bert has no module for
 # (pooler, NSP head), so spanbert-export can give them back. fairseq ignores unknown keys.
 CARRIED_KEY = "hf_carried_tensors"
+# Top-level key of an imported checkpoint listing the heads it initialised fresh ("MLM head",
+# "SBO head"), so spanbert-eval reports no figures for a head that never saw training.
+FRESH_HEADS_KEY = "spanbert_fresh_heads"
 # Model args of docs/DESIGN.md that describe the architecture, in the order they are printed.
 ARCH_ARGS = (
     "encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads",
@@ -50,7 +53,7 @@ def model_args_of(cfg):
     return {name: cfg.model[name] for name in ARCH_ARGS}
 
 
-def save_checkpoint(path, cfg, model_state, carried):
+def save_checkpoint(path, cfg, model_state, carried, fresh_heads=()):
     """Write an imported checkpoint atomically."""
     state = {
         "args": None,
@@ -70,6 +73,7 @@ def save_checkpoint(path, cfg, model_state, carried):
         # Epoch 1, nothing consumed: without --reset-dataloader training starts from the top.
         "extra_state": {"train_iterator": {"epoch": 1, "iterations_in_epoch": 0, "shuffle": True}},
         CARRIED_KEY: carried,
+        FRESH_HEADS_KEY: list(fresh_heads),
     }
     save_atomically(state, path)
 

@@ -88,3 +88,12 @@ def test_report_names_the_fresh_heads_and_the_carried_pooler(imported_minilm):
     assert (directory / "dict.txt").read_text().splitlines()[101] == "[CLS] 1"  # BERT ids kept
     flags = (directory / "train_args.txt").read_text().split()
     assert flags[:2] == ["--arch", "spanbert_base"] and "--encoder-layers" in flags
+
+
+def test_the_checkpoint_lists_the_heads_initialised_fresh(imported_minilm):
+    from spanbert_fairseq.checkpoint_io import safe_load
+    from spanbert_fairseq.interop.span_bert_checkpoint import FRESH_HEADS_KEY
+
+    directory, report = imported_minilm
+    assert report.fresh_heads == ["MLM head", "SBO head"]  # a sentence encoder: no pretraining heads
+    assert safe_load(directory / "model.pt")[FRESH_HEADS_KEY] == report.fresh_heads
