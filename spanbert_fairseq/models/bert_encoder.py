@@ -55,8 +55,12 @@ class BertSelfAttention(nn.Module):
         def split_heads(t):  # B x N x C -> B x heads x N x C/heads
             return t.view(B, t.size(1), self.num_heads, C // self.num_heads).transpose(1, 2)
 
-        q = self.query(x if rows is None else gather_positions(x, rows))
-        q, k, v = split_heads(q), split_heads(self.key(x)), split_heads(self.value(x))
+        if rows is None:
+            q, k, v = fused_linear(x, self.query, self.key, self.value)
+        else:
+            q = self.query(gather_positions(x, rows))
+            k, v = fused_linear(x, self.key, self.value)
+        q, k, v = split_heads(q), split_heads(k), split_heads(v)
         dropout_p = self.attention_dropout if self.training else 0.0
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         return y.transpose(1, 2).reshape(B, -1, C)
@@ -152,6 +156,17 @@ class BertBody(nn.Module):
         if bool(is_token.all()):
             return None
         return is_token[:, None, None, :]
+
+
+def fused_linear(x, *linears):
+    """Linear layers of the same input as one GEMM: ... x C -> one ... x out_features per layer.
+
+    The weights are concatenated at each call (a copy of a few MB), so every layer keeps its own
+    parameters and HF's state-dict names.
+    """
+    weight = torch.cat([linear.weight for linear in linears])
+    bias = torch.cat([linear.bias for linear in linears])
+    return F.linear(x, weight, bias).split([linear.out_features for linear in linears], dim=-1)
 
 
 def gather_positions(x, rows):  # B x T x C, B x R -> B x R x C
