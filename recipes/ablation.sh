@@ -17,7 +17,9 @@
 # (training curves) and accuracy_by_span_length.png.
 #
 # Environment: UPDATES (default 3000) updates per variant, the budget: UPDATES=300 for a quick
-# look; VARIANTS (default all four); JOBS (default 2) trainings at once, one thread each.
+# look; VARIANTS (default all four); JOBS (default 2) trainings at once, one thread each; SEED
+# (default 1) the training seed (the evaluation masks stay spanbert-eval's seed 1, so runs with
+# other seeds are judged on the same masks).
 # On 2 shared cores the default takes about 40 minutes (docs/evaluation.md).
 set -euo pipefail
 # Paths the user gives are relative to where they are; the defaults to the repository.
@@ -28,6 +30,7 @@ OUT=${OUT:-$PWD/runs/ablation}
 UPDATES=${UPDATES:-3000}
 read -r -a VARIANTS <<< "${VARIANTS:-subword whole_word span span_sbo}"
 JOBS=${JOBS:-2}
+SEED=${SEED:-1}
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$SECONDS
 
@@ -37,6 +40,7 @@ run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 
 [[ $UPDATES =~ ^[1-9][0-9]*$ ]] || die "UPDATES must be a positive whole number, not '$UPDATES'"
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "JOBS must be a positive whole number, not '$JOBS'"
+[[ $SEED =~ ^[0-9]+$ ]] || die "SEED must be a whole number, not '$SEED'"
 for v in "${VARIANTS[@]}"; do
   case $v in subword|whole_word|span|span_sbo) ;; *) die "unknown variant '$v' (subword whole_word span span_sbo)" ;; esac
 done
@@ -57,7 +61,7 @@ else
     [[ -s $OUT/corpus.txt ]] || run python -m spanbert_preprocess.default_corpus "$OUT/corpus.txt"
     # A tenth held out (the demo holds out a twentieth): more masked spans to judge the variants on.
     run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece 2000 --lowercase --valid-fraction 0.1 \
-      --workers "$(nproc)" --destdir "$DATA"
+      --workers "$(nproc --all)" --destdir "$DATA"
   fi
 fi
 
@@ -84,7 +88,7 @@ train() {
     --total-num-update "$UPDATES" --max-update "$UPDATES" \
     --save-dir "$dir" --no-epoch-checkpoints --no-save-optimizer-state \
     --validate-interval-updates $(( (UPDATES + 5) / 6 )) \
-    --num-workers 0 --seed 1 --log-format json --log-interval $(( (UPDATES + 29) / 30 )) \
+    --num-workers 0 --seed "$SEED" --log-format json --log-interval $(( (UPDATES + 29) / 30 )) \
     > "$dir/train.log" 2>&1 || { tail -n 20 "$dir/train.log" >&2; echo "see $dir/train.log" >&2; return 1; }
   # Compared at equal updates: the last checkpoint, not the one of the best validation loss.
   rm -f "$dir/checkpoint_best.pt"
@@ -135,9 +139,9 @@ python recipes/plot_training_curves.py "$OUT/curves.png" "${LOGS[@]}" --heads ml
 {
   echo "# Masking ablation: spanbert_tiny, ${#VARIANTS[@]} variants x $UPDATES updates"
   echo
-  echo "Data: $DATA. Same settings for every variant (batch 16 x 128 tokens, lr 3e-3, dropout 0, seed 1);"
+  echo "Data: $DATA. Same settings for every variant (batch 16 x 128 tokens, lr 3e-3, dropout 0, seed $SEED);"
   echo "only the masking scheme and --sbo-weight differ. Command: bash recipes/ablation.sh $*"
-  echo "(UPDATES=$UPDATES JOBS=$JOBS). Machine: $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p')),"
+  echo "(UPDATES=$UPDATES JOBS=$JOBS SEED=$SEED). Machine: $(nproc --all) cores ($(lscpu | sed -n 's/^Model name: *//p')),"
   echo "load average $LOAD_AT_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end;"
   echo "wall time $((SECONDS - START)) s."
   echo

@@ -1,11 +1,14 @@
 """spanbert-eval's outputs: the markdown tables, the JSON record and the accuracy plot."""
 
+import itertools
 import json
 import os
 
 from spanbert_text.files import atomic_path, write_text
 
 from .scores import MAX_SPAN_WORDS
+
+COLOURS = [f"C{i}" for i in range(10)]  # matplotlib's default cycle, by name
 
 # (JSON key, column title, format); a head's columns are left out where it has no figures.
 SPAN_COLUMNS = [("span_words", "span words", "{}"), ("spans", "spans", "{:,}")]
@@ -78,11 +81,12 @@ def plot_accuracy(record, path):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for axis, head, title in ((axes[0], "mlm", "MLM head (whole context)"),
                               (axes[1], "sbo", "SBO head (span boundaries only)")):
-        for checkpoint in record["checkpoints"]:
+        # One colour per checkpoint in both panels, whichever heads it has figures for.
+        for checkpoint, colour in zip(record["checkpoints"], itertools.cycle(COLOURS)):
             if checkpoint[head]:
                 accuracy = [row.get(f"{head}_acc") for row in checkpoint["rows"][:MAX_SPAN_WORDS]]
                 axis.plot(lengths, [float("nan") if a is None else a for a in accuracy], marker="o",
-                          label=checkpoint["name"])
+                          color=colour, label=checkpoint["name"])
         axis.set_title(title)
         axis.set_xlabel("span length (words), with the number of spans")
         # The masks are shared, so the counts are every checkpoint's; long spans are few and noisy.

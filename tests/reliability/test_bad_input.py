@@ -401,10 +401,14 @@ def truncated_bin(work, tiny_data_dir, bert_vocab, env=()):
 @pytest.mark.slow
 def test_truncated_bin(train_runs, tiny_data_dir):
     run = train_runs["truncated_bin"].result()
-    data = Path(run.data)
     described = os.path.getsize(tiny_data_dir / "train.bin")  # what the intact train.idx describes
+    assert_size_mismatch(run, 100, described)
+
+
+def assert_size_mismatch(run, holds, described):
+    data = Path(run.data)
     assert_input_error(run.process, "fairseq-train",
-                       f"fairseq-train: error: {data / 'train.bin'} holds 100 bytes but {data / 'train.idx'} "
+                       f"fairseq-train: error: {data / 'train.bin'} holds {holds} bytes but {data / 'train.idx'} "
                        f"describes {described} ",
                        ": the .bin is truncated or the .idx belongs to another dataset")
 
@@ -420,12 +424,8 @@ def idx_from_another_dataset(work, tiny_data_dir, bert_vocab):
 def test_idx_from_another_dataset(train_runs, tiny_data_dir):
     """train.idx is valid's: the check names train.bin and train.idx with their two sizes."""
     run = train_runs["idx_from_another_dataset"].result()
-    data = Path(run.data)
     holds, described = os.path.getsize(tiny_data_dir / "train.bin"), os.path.getsize(tiny_data_dir / "valid.bin")
-    assert_input_error(run.process, "fairseq-train",
-                       f"fairseq-train: error: {data / 'train.bin'} holds {holds} bytes but {data / 'train.idx'} "
-                       f"describes {described} ",
-                       ": the .bin is truncated or the .idx belongs to another dataset")
+    assert_size_mismatch(run, holds, described)
 
 
 @train_input("test_missing_split")

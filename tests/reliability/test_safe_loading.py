@@ -107,6 +107,11 @@ def test_spanbert_export_refuses_a_malicious_checkpoint(evil_span_bert_checkpoin
     assert_refused_in_one_line(run, evil_span_bert_checkpoint, marker, "spanbert-export")
 
 
+def test_spanbert_eval_refuses_a_malicious_checkpoint(evil_span_bert_checkpoint, tiny_data_dir, marker):
+    run = command(BIN / "spanbert-eval", evil_span_bert_checkpoint, "--data", tiny_data_dir)
+    assert_refused_in_one_line(run, evil_span_bert_checkpoint, marker, "spanbert-eval")
+
+
 def test_the_hub_and_torch_hub_refuse_a_malicious_checkpoint(evil_span_bert_checkpoint, marker):
     directory = evil_span_bert_checkpoint.parent
     with pytest.raises(UnsafeCheckpointError, match="posix.system"):
