@@ -44,21 +44,22 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(dim, dim)
         self.attention_dropout = attention_dropout
 
-    def forward(self, x, attn_mask, rows=None):
-        """x: B x T x C -> B x R x C, the outputs at positions `rows` (B x R; all T when None).
+    def forward(self, x, attn_mask, query_x=None):
+        """x: B x T x C -> B x R x C, one output per query row: query_x (B x R x C, some of x's
+        positions) or, when None, every position of x.
 
         attn_mask: B x 1 x 1 x T bool (True = attend) or None. Keys and values come from every
-        position; only the queries are cut to `rows`.
+        position of x.
         """
         B, T, C = x.shape
 
         def split_heads(t):  # B x N x C -> B x heads x N x C/heads
             return t.view(B, t.size(1), self.num_heads, C // self.num_heads).transpose(1, 2)
 
-        if rows is None:
+        if query_x is None:
             q, k, v = fused_linear(x, self.query, self.key, self.value)
         else:
-            q = self.query(gather_positions(x, rows))
+            q = self.query(query_x)
             k, v = fused_linear(x, self.key, self.value)
         q, k, v = split_heads(q), split_heads(k), split_heads(v)
         dropout_p = self.attention_dropout if self.training else 0.0
@@ -87,8 +88,11 @@ class BertAttention(nn.Module):
         self.output = BertResidualOutput(dim, dim, eps, dropout)
 
     def forward(self, x, attn_mask, rows=None):  # B x T x C -> B x R x C
-        residual = x if rows is None else gather_positions(x, rows)
-        return self.output(self.self(x, attn_mask, rows), residual)
+        if rows is None:
+            return self.output(self.self(x, attn_mask), x)
+        # The rows' states are both the queries' input and the residual: gathered once.
+        x_rows = gather_positions(x, rows)
+        return self.output(self.self(x, attn_mask, x_rows), x_rows)
 
 
 class BertIntermediate(nn.Module):
