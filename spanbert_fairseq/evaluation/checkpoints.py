@@ -11,7 +11,7 @@ from pathlib import Path
 
 from spanbert_text.errors import UserInputError
 
-from ..checkpoint_io import load_span_bert_checkpoint, vocabulary_file
+from ..checkpoint_io import find_vocabulary_dir, load_span_bert_checkpoint, vocabulary_file
 from ..data.dictionary import BertDictionary
 from ..hub.loading import find_checkpoint
 from ..interop.bert_layout import HF_CONFIG, HF_VOCAB, HF_WEIGHTS
@@ -98,10 +98,9 @@ def _check_same_vocabulary(checkpoint, cfg, dictionary, dict_path, source):
 
 
 def _own_vocabulary_file(checkpoint, cfg):
-    """The vocabulary beside the checkpoint, else in the data directory it was trained on (if it is still there)."""
-    beside = vocabulary_file(str(Path(checkpoint).parent))
-    if beside is not None:
-        return beside
-    data = (cfg.get("task") or {}).get("data")
-    first = str(data).split(":")[0] if data else None
-    return vocabulary_file(first) if first and Path(first).is_dir() else None
+    """The vocabulary beside the checkpoint, else in the data directory it was trained on; None if
+    neither has one (the size check is then all there is)."""
+    try:
+        return vocabulary_file(find_vocabulary_dir(checkpoint, cfg))
+    except UserInputError:
+        return None
