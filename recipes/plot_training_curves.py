@@ -15,7 +15,7 @@ import re
 import sys
 
 from spanbert_text.errors import UserInputError, run_cli
-from spanbert_text.files import atomic_path
+from spanbert_text.files import save_figure
 
 TAGS = ("train_inner", "valid")
 HEADS = ("mlm", "sbo")
@@ -72,8 +72,7 @@ def plot_curves(logs, labels, heads, path):
         axis.grid(alpha=0.3)
     axes[1].legend(fontsize="small", ncol=1 + len(logs) // 4)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format=os.path.splitext(path)[1][1:] or "png")
+    save_figure(figure, path)
     plt.close(figure)
 
 

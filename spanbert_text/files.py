@@ -43,3 +43,10 @@ def atomic_path(destination):
 def write_text(destination, text):
     with atomic_path(destination) as temporary, open(temporary, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def save_figure(figure, destination, dpi=110):
+    """A matplotlib figure to `destination`, atomically. The temporary name hides the extension
+    from matplotlib, so the format is named from the destination's (PNG when it has none)."""
+    with atomic_path(destination) as temporary:
+        figure.savefig(temporary, dpi=dpi, format=os.path.splitext(os.fspath(destination))[1][1:] or "png")

@@ -2,9 +2,8 @@
 
 import itertools
 import json
-import os
 
-from spanbert_text.files import atomic_path, write_text
+from spanbert_text.files import save_figure, write_text
 
 from .scores import MAX_SPAN_WORDS
 
@@ -98,6 +97,5 @@ def plot_accuracy(record, path):
     masking = record["masking"]
     figure.suptitle(f"{record['data']} {record['split']}: {masking['scheme']} masking, seed {masking['seed']}")
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, dpi=110, format=os.path.splitext(path)[1][1:] or "png")
+    save_figure(figure, path)
     plt.close(figure)
