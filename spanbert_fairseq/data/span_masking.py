@@ -182,3 +182,9 @@ class SpanMasker:
 
 def _as_uint64(*keys):
     return tuple(int(k) & 0xFFFFFFFFFFFFFFFF for k in keys)
+
+
+def merged_spans(masked):
+    """(n,) bool -> (starts, ends) of its merged spans, the maximal runs of True; ends exclusive."""
+    edges = np.diff(np.concatenate(([0], np.asarray(masked).astype(np.int8), [0])))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)

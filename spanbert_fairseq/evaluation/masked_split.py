@@ -13,6 +13,7 @@ import torch
 
 from spanbert_text.errors import UserInputError
 
+from ..data.span_masking import merged_spans
 from ..tasks.span_bert import SpanBertConfig, SpanBertTask
 
 EVALUATION_EPOCH = 1  # fixed: the epoch is part of the mask's key
@@ -85,9 +86,3 @@ class MaskedSplit:
             pair_span[row, : len(inside)] = torch.tensor(inside, dtype=torch.long)
         return SpanBatch(sample, token_span, pair_span, np.array(words, dtype=np.int64),
                          np.array(tokens, dtype=np.int64))
-
-
-def merged_spans(masked):
-    """(n,) bool -> (starts, ends) of the maximal runs of True, ends exclusive."""
-    edges = np.diff(np.concatenate(([0], masked.astype(np.int8), [0])))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)

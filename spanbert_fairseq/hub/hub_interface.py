@@ -9,6 +9,8 @@ import re
 import torch
 from torch import nn
 
+from ..data.span_masking import merged_spans
+
 MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
 _MASK_SPLIT = re.compile("(" + "|".join(map(re.escape, MASK_MARKERS)) + ")")
 
@@ -113,7 +115,8 @@ class SpanBertHubInterface(nn.Module):
         probabilities ("mlm_probs" / "sbo_probs").
         """
         tokens = self.encode(masked_text)
-        spans = self._mask_runs(tokens)
+        starts, ends = merged_spans(tokens.eq(self.dictionary.mask()).numpy())
+        spans = list(zip(starts.tolist(), ends.tolist()))
         if not spans:
             raise ValueError(f"no [MASK] in {masked_text!r}")
         self._check_length(tokens[None])
@@ -145,17 +148,6 @@ class SpanBertHubInterface(nn.Module):
             results.append(result)
             first += n
         return results
-
-    def _mask_runs(self, tokens):
-        """[(start, end)] of each run of mask ids, end exclusive."""
-        runs, start = [], None
-        for i, is_mask in enumerate(tokens.eq(self.dictionary.mask()).tolist() + [False]):
-            if is_mask and start is None:
-                start = i
-            elif not is_mask and start is not None:
-                runs.append((start, i))
-                start = None
-        return runs
 
     def _check_length(self, tokens):
         if tokens.size(-1) > self.model.max_positions():

@@ -15,7 +15,7 @@ from scipy import stats
 from spanbert_fairseq.data.binaries import TokenFile
 from spanbert_fairseq.data.block_dataset import DocumentBlockDataset
 from spanbert_fairseq.data.span_lengths import span_length_probs
-from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker
+from spanbert_fairseq.data.span_masking import MaskingParams, SpanMasker, merged_spans
 
 EPOCHS = 6  # passes over the ~290 training blocks: ~1.7k masked blocks, ~40k spans
 
@@ -288,3 +288,10 @@ def test_sentencepiece_vocabulary(sentencepiece_data):
         for s, _ in masked_runs(masked):
             assert s == 0 or word_start[block[s]] or block[s - 1] in dictionary.special_ids(), block[s - 1 : s + 2]
         assert not masked[pairs.ravel()].any()
+
+
+def test_merged_spans_are_the_maximal_runs():
+    starts, ends = merged_spans(np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype=bool))
+    assert starts.tolist() == [1, 4, 7] and ends.tolist() == [3, 5, 8]
+    starts, ends = merged_spans(np.ones(3, dtype=bool))
+    assert starts.tolist() == [0] and ends.tolist() == [3]

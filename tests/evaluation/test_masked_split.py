@@ -1,22 +1,12 @@
 """The evaluation masks: the same for every checkpoint, run and batch size; another seed, other masks."""
 
-import numpy as np
 import pytest
-
-from spanbert_fairseq.evaluation.masked_split import merged_spans
 
 COUNT_KEYS = ("span_words", "spans", "mlm_tokens", "sbo_tokens", "sbo_spans")
 
 
 def _counts(checkpoint_record):
     return [{k: row.get(k) for k in COUNT_KEYS} for row in checkpoint_record["rows"]]
-
-
-def test_merged_spans_are_the_maximal_runs():
-    starts, ends = merged_spans(np.array([0, 1, 1, 0, 1, 0, 0, 1], dtype=bool))
-    assert starts.tolist() == [1, 4, 7] and ends.tolist() == [3, 5, 8]
-    starts, ends = merged_spans(np.ones(3, dtype=bool))
-    assert starts.tolist() == [0] and ends.tolist() == [3]
 
 
 @pytest.mark.slow  # a fairseq-train run makes the checkpoints
