@@ -5,13 +5,12 @@ masks are a pure function of (seed, epoch, block index), so with the evaluation 
 fixed, every checkpoint and every run is judged on the same masks.
 """
 
+import dataclasses
 import os
 from typing import NamedTuple
 
 import numpy as np
 import torch
-
-from spanbert_text.errors import UserInputError
 
 from ..data.span_masking import merged_spans
 from ..tasks.span_bert import SpanBertConfig, SpanBertTask
@@ -41,9 +40,9 @@ class MaskedSplit:
         self.dataset = None
 
     def load(self, split, tokens_per_sample):
-        if tokens_per_sample < 3:
-            raise UserInputError(f"--tokens-per-sample must be at least 3 ([CLS] token [SEP]), got {tokens_per_sample}")
-        self.task.cfg.tokens_per_sample = tokens_per_sample
+        # A task of the block size asked for (the task checks it), over the vocabulary already read.
+        cfg = dataclasses.replace(self.task.cfg, tokens_per_sample=tokens_per_sample)
+        self.task = SpanBertTask(cfg, self.task.dictionary)
         self.task.load_dataset(split)
         self.dataset = self.task.dataset(split)  # item i is block i masked with (seed, epoch, i)
         self.dataset.set_epoch(EVALUATION_EPOCH)
