@@ -67,7 +67,8 @@ class SpanBertHubInterface(nn.Module):
 
     def token_types(self, tokens):
         """B x T BERT segment ids: 0 up to and including the first [SEP], 1 after it (pads 0)."""
-        after_first_sep = tokens.eq(self.dictionary.sep()).long().cumsum(-1) - tokens.eq(self.dictionary.sep()).long()
+        is_sep = tokens.eq(self.dictionary.sep()).long()
+        after_first_sep = is_sep.cumsum(-1) - is_sep
         return (after_first_sep > 0).long() * tokens.ne(self.dictionary.pad()).long()
 
     def extract_features(self, tokens, return_all_hiddens=False):
