@@ -22,6 +22,8 @@
 # other seeds are judged on the same masks).
 # On 2 shared cores the default takes about 40 minutes (docs/evaluation.md).
 set -euo pipefail
+RECIPE=ablation.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # Paths the user gives are relative to where they are; the defaults to the repository.
 DATA_ARG=${1:+$(realpath -m "$1")}
 [[ -z ${OUT:-} ]] || OUT=$(realpath -m "$OUT")
@@ -35,8 +37,6 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$SECONDS
 
 say() { echo "ablation.sh: $* ($((SECONDS - START))s)"; }
-die() { echo "ablation.sh: error: $*" >&2; exit 1; }
-run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 
 [[ $UPDATES =~ ^[1-9][0-9]*$ ]] || die "UPDATES must be a positive whole number, not '$UPDATES'"
 [[ $JOBS =~ ^[1-9][0-9]*$ ]] || die "JOBS must be a positive whole number, not '$JOBS'"
@@ -44,10 +44,10 @@ run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 for v in "${VARIANTS[@]}"; do
   case $v in subword|whole_word|span|span_sbo) ;; *) die "unknown variant '$v' (subword whole_word span span_sbo)" ;; esac
 done
-bash scripts/setup.sh
+use_project_env
 # One thread per training: two trainings share the two cores, and the tiny model's matrices are too
 # small for threads to pay (docs/training.md).
-export PATH="${SPANBERT_VENV:-$PWD/.venv}/bin:$PATH" OMP_NUM_THREADS=1
+export OMP_NUM_THREADS=1
 mkdir -p "$OUT"
 
 if [[ -n $DATA_ARG ]]; then
@@ -60,7 +60,7 @@ else
     say "default corpus -> uncased 2,000-piece WordPiece (the demo's) -> $DATA"
     [[ -s $OUT/corpus.txt ]] || run python -m spanbert_preprocess.default_corpus "$OUT/corpus.txt"
     # A tenth held out (the demo holds out a twentieth): more masked spans to judge the variants on.
-    run spanbert-preprocess "$OUT/corpus.txt" --train-wordpiece 2000 --lowercase --valid-fraction 0.1 \
+    run spanbert-preprocess "$OUT/corpus.txt" "${DEFAULT_CORPUS_VOCAB[@]}" --valid-fraction 0.1 \
       --workers "$(nproc --all)" --destdir "$DATA"
   fi
 fi

@@ -1,5 +1,6 @@
-# Shared by pretrain_base.sh and pretrain_large.sh: checks, batch arithmetic, launchers.
-# Sourced, not run: the caller sets RECIPE and calls `pretrain` with its settings.
+# Shared by the recipes: messages and exit statuses, the CPU recipes' environment and data, and
+# for pretrain_base.sh / pretrain_large.sh checks, batch arithmetic and launchers.
+# Sourced, not run: the caller sets RECIPE (its name in messages) first.
 #
 # Launch, chosen by LAUNCHER (default: torchrun, or slurm inside a SLURM allocation of >1 task):
 #   one node      GPUS_PER_NODE (default: all visible)
@@ -13,6 +14,16 @@
 die() { echo "$RECIPE: error: $*" >&2; exit 1; }
 usage() { echo "$RECIPE: usage: $*" >&2; exit 2; }
 note() { echo "$RECIPE: $*" >&2; }
+run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
+
+# The CPU recipes (demo.sh, ablation.sh), from the repository root: the one set-up, then its tools.
+use_project_env() {
+  bash scripts/setup.sh
+  export PATH="${SPANBERT_VENV:-$PWD/.venv}/bin:$PATH"
+}
+# Their vocabulary for the embedded default corpus: small and uncased, as the corpus is 2 MB and
+# each piece is then seen often enough to learn (docs/training.md, "The demo's settings").
+DEFAULT_CORPUS_VOCAB=(--train-wordpiece 2000 --lowercase)
 
 # DATA is a directory with dict.txt + train.{bin,idx} + valid.{bin,idx}, or one with shard0..N-1.
 # Prints fairseq's data argument (colon-separated shards).

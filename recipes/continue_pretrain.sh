@@ -16,11 +16,8 @@
 # models use BERT cased's), MAX_UPDATE (10000), LR (1e-4), WARMUP (10% of MAX_UPDATE),
 # BATCH_SIZE (32), UPDATE_FREQ (1), TOKENS_PER_SAMPLE (512), VALID_FRACTION (0.01), SEED (1).
 set -euo pipefail
-
-# Exit status as the console scripts: 1 for an input the user can fix, 2 for a wrong command line.
-die() { echo "continue_pretrain.sh: error: $*" >&2; exit 1; }
-usage() { echo "continue_pretrain.sh: usage: $*" >&2; exit 2; }
-run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
+RECIPE=continue_pretrain.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 [[ $# -ge 3 ]] || usage "$0 CHECKPOINT OUT TEXT [TEXT ...] [-- FAIRSEQ-TRAIN ARGS ...]"
 CHECKPOINT=$1 OUT=$2

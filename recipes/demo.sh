@@ -12,22 +12,21 @@
 # trains afresh. On 2 cores the whole demo takes under 10 minutes, set-up included. The training
 # settings, and the measurements behind each: docs/training.md ("The demo's settings").
 set -euo pipefail
+RECIPE=demo.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${DEMO_DIR:-demo}
 TRAIN_MINUTES=${TRAIN_MINUTES:-6}
-# A small uncased vocabulary: the corpus is 2 MB, and each piece is then seen often enough to learn.
-PREPROCESS=(--train-wordpiece 2000 --lowercase --valid-fraction 0.05)
+PREPROCESS=("${DEFAULT_CORPUS_VOCAB[@]}" --valid-fraction 0.05)
 START=$SECONDS
 
 step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - START)); }
-die() { echo "demo.sh: error: $*" >&2; exit 1; }
-run() { echo "+ $(printf '%q ' "$@")"; "$@"; }
 
 step "1/6 environment: scripts/setup.sh"
-bash scripts/setup.sh
+use_project_env
 # Every core: on 2 idle cores, batches of 128 go 1.5x as many tokens a second with 2 threads as with
 # 1. On a machine busy with other work, OMP_NUM_THREADS=1 is the faster (docs/training.md).
-export PATH="${SPANBERT_VENV:-$PWD/.venv}/bin:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc --all)}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc --all)}
 mkdir -p "$OUT"
 
 step "2/6 corpus: Python's own documentation, embedded in the package"
