@@ -121,12 +121,15 @@ class BertLayerStack(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(**layer_kwargs) for _ in range(num_layers)])
 
-    def forward(self, x, attn_mask, rows=None):  # B x T x C -> B x R x C
+    def forward(self, x, attn_mask, rows=None, hidden_states=None):  # B x T x C -> B x R x C
+        """hidden_states: a list that receives every layer's output, when given."""
         # Every position of the last layer's input feeds its attention, but its output is needed
         # only at `rows`: from the queries on (output projection, FFN) it runs on those alone.
         last = len(self.layer) - 1
         for i, layer in enumerate(self.layer):
             x = layer(x, attn_mask, rows if i == last else None)
+            if hidden_states is not None:
+                hidden_states.append(x)
         return x
 
 
@@ -145,10 +148,14 @@ class BertBody(nn.Module):
             dropout=dropout, attention_dropout=attention_dropout,
         )
 
-    def forward(self, src_tokens, attn_mask, rows=None, token_types=None):
+    def forward(self, src_tokens, attn_mask, rows=None, token_types=None, hidden_states=None):
         """B x T -> B x R x C: the last layer at positions `rows` (B x R), or B x T x C when None.
-        token_types: B x T segment ids for BERT's sentence pairs (default: all 0)."""
-        return self.encoder(self.embeddings(src_tokens, token_types), attn_mask, rows)
+        token_types: B x T segment ids for BERT's sentence pairs (default: all 0).
+        hidden_states: a list that receives the embedding output and every layer's, when given."""
+        x = self.embeddings(src_tokens, token_types)
+        if hidden_states is not None:
+            hidden_states.append(x)
+        return self.encoder(x, attn_mask, rows, hidden_states)
 
     def attention_mask(self, src_tokens):
         """B x 1 x 1 x T bool, True at real tokens; None when nothing is padded.

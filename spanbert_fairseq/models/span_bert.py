@@ -133,13 +133,10 @@ class SpanBertEncoder(FairseqEncoder):
         """B x T ids -> B x T x C last-layer states; with return_all_hiddens, the list of the
         embedding output and every layer's output (layers + 1 tensors, B x T x C each).
         token_types: B x T segment ids for BERT's sentence pairs (default: all 0)."""
-        attn_mask = self.bert.attention_mask(src_tokens)
-        if not return_all_hiddens:
-            return self.bert(src_tokens, attn_mask, token_types=token_types)
-        states = [self.bert.embeddings(src_tokens, token_types)]
-        for layer in self.bert.encoder.layer:
-            states.append(layer(states[-1], attn_mask))
-        return states
+        states = [] if return_all_hiddens else None
+        last = self.bert(src_tokens, self.bert.attention_mask(src_tokens), token_types=token_types,
+                         hidden_states=states)
+        return states if return_all_hiddens else last
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
                 pair_target_mask=None, **unused):
