@@ -5,6 +5,8 @@ Sides, all at the same size, batch and sequence length, on the same token rows:
   roberta    fairseq's own `roberta` model + `masked_lm` criterion (MLM only), same fairseq,
              same masked positions (the span_bert batch with ids mapped to fairseq's specials)
   hf_bert    transformers.BertForPreTraining (MLM + NSP; HF scores every position)
+  span_bert_aten_dropout  (asked for by name only) span_bert with aten's CPU dropout, F.dropout and
+             SDPA with dropout_p, in place of models/dropout.py's: that change measured alone
 
 Time: one process, every side warmed up, then one step per side per round, round-robin with a
 rotating order; medians and ratios. Memory: a fresh child process per side. On CPU the peak is
@@ -40,6 +42,7 @@ import benchlib  # noqa: E402
 import cost  # noqa: E402
 
 SIDES = ("span_bert", "roberta", "hf_bert")
+BY_NAME_SIDES = ("span_bert_aten_dropout",)
 BERT_VOCAB_SIZE = 30522
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
 
@@ -221,13 +224,15 @@ def build_side(name, dims, sample, args):
     size, batch, seq_len = dims.as_cost_size(), sample["net_input"]["src_tokens"].size(0), args.seq_len
     masked = int(sample["target"].ne(0).sum())
     encoder = cost.encoder_flops(size, batch, seq_len)
-    if name == "span_bert":
+    if name in ("span_bert", "span_bert_aten_dropout"):
         flags = (["--compile"] if args.compile else []) + (["--autocast-bf16"] if args.bf16 else [])
         _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
         sbo_targets = int(sample["pair_targets"].ne(0).sum())
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
             size, sbo_targets, BERT_VOCAB_SIZE)
         loss_fn = fairseq_loss_fn(criterion, to_device(sample, device))
+        if name == "span_bert_aten_dropout":
+            loss_fn = with_aten_dropout(loss_fn)
     elif name == "roberta":
         task, model, criterion = fairseq_side(roberta_argv(roberta_dict_dir(args.work_dir), dims, seq_len))
         mapped = roberta_sample(sample, task.source_dictionary.pad(), task.mask_idx)
@@ -243,6 +248,27 @@ def build_side(name, dims, sample, args):
     torch.manual_seed(0)
     autocast_dtype = torch.float16 if args.fp16 else torch.bfloat16 if args.bf16 else None
     return Side(name, model, loss_fn, flops, tokens, device, autocast_dtype)
+
+
+def with_aten_dropout(loss_fn):
+    """loss_fn with the plugin's dropout and attention swapped for aten's during the forward (the
+    backward of F.dropout and SDPA is aten's own)."""
+    import torch.nn.functional as F
+
+    from spanbert_fairseq.models import bert_encoder, dropout
+
+    def aten_attention(q, k, v, attn_mask, dropout_p):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+
+    def run(model):
+        saved = dropout.dropout, bert_encoder.attention
+        dropout.dropout, bert_encoder.attention = F.dropout, aten_attention
+        try:
+            return loss_fn(model)
+        finally:
+            dropout.dropout, bert_encoder.attention = saved
+
+    return run
 
 
 def hf_model(dims, seq_len):
@@ -406,7 +432,7 @@ def memory_cells(memory, name):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="tiny,base-L2", help="comma list: tiny, base-L<n>, base, large")
-    parser.add_argument("--sides", default=",".join(SIDES), help="comma list of " + ", ".join(SIDES))
+    parser.add_argument("--sides", default=",".join(SIDES), help="comma list of " + ", ".join(SIDES + BY_NAME_SIDES))
     parser.add_argument("--batch", type=int, default=8, help="sequences per step")
     parser.add_argument("--seq-len", type=int, default=512, help="tokens per sequence (tokens_per_sample)")
     parser.add_argument("--rounds", type=int, default=10, help="timed steps per side (interleaved)")
@@ -430,6 +456,8 @@ def parse_args(argv=None):
     args.sizes = [s for s in args.sizes.split(",") if s]
     if args.fp16 and not args.device.startswith("cuda"):
         parser.error("--fp16 needs --device cuda (CPU steps run in fp32)")
+    if args.compile and "span_bert_aten_dropout" in args.sides:
+        parser.error("span_bert_aten_dropout runs eagerly: leave out --compile")
     if args.fp16 and args.bf16:
         parser.error("--fp16 and --bf16 exclude each other")
     return args

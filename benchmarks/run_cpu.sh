@@ -32,5 +32,6 @@ run preprocess "$PY" benchmarks/bench_preprocess.py --workers 2 --rounds 3 --cor
   --work-dir "$WORK/preprocess"
 run train_step "$PY" benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 4 --rounds 8 --warmup 1 \
   --data-dir "$WORK/data" --work-dir "$WORK/train_step"
+run dropout "$PY" benchmarks/bench_dropout.py --batch 2 --rounds 20
 run scaling "$PY" benchmarks/bench_scaling.py --updates 12 --skip 2 --rounds 2 --batch 4 --data-dir "$WORK/data"
 echo "run_cpu: outputs in $OUT/ ($(ls "$OUT" | tr '\n' ' '))"

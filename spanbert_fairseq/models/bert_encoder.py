@@ -2,7 +2,8 @@
 
 Post-LayerNorm Transformer: word + learned absolute position (from 0) + token-type embeddings,
 embedding LayerNorm, GeLU (erf form), LayerNorm eps 1e-12. Attention runs through
-`F.scaled_dot_product_attention`, so a GPU picks a flash / memory-efficient kernel.
+`F.scaled_dot_product_attention`, so a GPU picks a flash / memory-efficient kernel; CPU training
+draws its dropout masks through `dropout.py`.
 Attribute names (`LayerNorm`, `attention.self`, `intermediate`, ...) are HuggingFace's on purpose:
 they are the state-dict keys that docs/DESIGN.md fixes.
 """
@@ -12,6 +13,8 @@ import torch.nn.functional as F
 from fairseq.modules import LayerNorm
 from torch import nn
 
+from .dropout import Dropout, attention
+
 
 class BertEmbeddings(nn.Module):
     def __init__(self, vocab_size, dim, max_positions, type_vocab_size, padding_idx, eps, dropout):
@@ -20,7 +23,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(max_positions, dim)
         self.token_type_embeddings = nn.Embedding(type_vocab_size, dim)
         self.LayerNorm = LayerNorm(dim, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, src_tokens, token_types=None):  # B x T (, B x T) -> B x T x C
         seq_len = src_tokens.size(1)
@@ -63,7 +66,7 @@ class BertSelfAttention(nn.Module):
             k, v = fused_linear(x, self.key, self.value)
         q, k, v = split_heads(q), split_heads(k), split_heads(v)
         dropout_p = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        y = attention(q, k, v, attn_mask, dropout_p)
         return y.transpose(1, 2).reshape(B, -1, C)
 
 
@@ -74,7 +77,7 @@ class BertResidualOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(in_dim, dim)
         self.LayerNorm = LayerNorm(dim, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x, residual):
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)

@@ -22,14 +22,13 @@ def compile_in_place(modules):
     if reason:
         _warn_once(f"--compile: {reason}; the model runs eagerly")
         return False
-    # On CPU inductor's own random numbers (a Philox draw generated per element) cost more than
-    # aten's bernoulli: steps at base width were 7% slower with them. GPUs keep inductor's RNG.
-    options = {} if torch.cuda.is_available() else {"fallback_random": True}
+    # CPU dropout masks come from the opaque `spanbert::keep_mask` op (dropout.py), so inductor's
+    # own random numbers only serve CUDA.
     for module in modules:
         # dynamic: one kernel per shape pattern from the start. Shapes vary every batch (the rows the
         # heads read), and compiling the first shape statically would make kernels depend on which
         # batch a run began with: a resumed run would differ from an uninterrupted one in the last bits.
-        module.compile(dynamic=True, options=options)
+        module.compile(dynamic=True)
     logger.info(f"--compile: {', '.join(type(m).__name__ for m in modules)} compiled in place "
                 "(torch.compile; the first steps run the compiler)")
     return True

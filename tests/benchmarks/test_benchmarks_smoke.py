@@ -84,6 +84,32 @@ def test_train_step_runs_every_side(capsys, data_dir, tmp_path):
     assert out.strip().splitlines()[-1].startswith("bench_train_step:")
 
 
+def test_train_step_aten_dropout_side_swaps_the_masks_for_its_forward_only(data_dir, tmp_path, monkeypatch):
+    """span_bert_aten_dropout, the baseline models/dropout.py is measured against: its forward draws
+    no plugin mask, and the plugin's functions are back in place after it."""
+    import torch
+
+    from spanbert_fairseq.models import bert_encoder, dropout
+
+    bench = load_script("bench_train_step")
+    args = bench.parse_args(["--data-dir", str(data_dir), "--work-dir", str(tmp_path), "--seq-len", "32"])
+    dims = bench.resolve_size("L1H32", data_dir)
+    sample = bench.spanbert_batch(data_dir, dims, 2, 32)
+    plugin_functions = bert_encoder.attention, dropout.dropout
+    draws = []
+
+    def counted_keep_mask(like, keep_prob):
+        draws.append(like.shape)
+        return torch.ones_like(like, dtype=torch.bool)
+
+    monkeypatch.setattr(dropout, "keep_mask", counted_keep_mask)
+    bench.build_side("span_bert_aten_dropout", dims, sample, args).step()
+    assert draws == []
+    assert (bert_encoder.attention, dropout.dropout) == plugin_functions
+    bench.build_side("span_bert", dims, sample, args).step()
+    assert len(draws) == 3 * dims.layers + 1  # per layer: attention weights, two sublayers; embeddings
+
+
 def test_train_step_memory_child_reports_a_peak(data_dir, tmp_path):
     """The memory child as the benchmark runs it: a fresh process that builds one side, steps, and
     reports its peak. (In this process other tests' garbage, freed mid-step, could make it negative.)"""
@@ -97,6 +123,15 @@ def test_train_step_memory_child_reports_a_peak(data_dir, tmp_path):
                              "--seq-len", "32"])
     # At least the model's weights, gradients and AdamW's two moments: 4 copies of ~1M fp32 parameters.
     assert bench.measure_memory("span_bert", dims, sample_path, args) > 4 * 30522 * 32 * 4
+
+
+def test_dropout_times_every_case_against_aten(capsys):
+    load_script("bench_dropout").main(["--seq-len", "16", "--batch", "2", "--hidden", "64", "--rounds", "4"])
+    out = capsys.readouterr().out
+    for case in ("hidden", "weights", "attention"):
+        assert f"| {case} | plugin |" in out and f"| {case} | aten |" in out
+    assert "| attention | aten, no dropout |" in out
+    assert out.strip().splitlines()[-1].startswith("bench_dropout:")
 
 
 def test_data_pipeline_reads_both_iterators(capsys, data_dir):

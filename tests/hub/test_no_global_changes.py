@@ -1,5 +1,6 @@
 """A library user who imports the plugin and loads a model changes no global of fairseq's or torch's:
 no patched function, class attribute, signal handler, excepthook, logging or warnings setting.
+Registries take the plugin's components: fairseq's, and torch's operator registry its `spanbert::` ops.
 (The patches are for fairseq's command-line programs; spanbert_fairseq/patches/__init__.py.)"""
 
 import json
@@ -19,6 +20,9 @@ def snapshot():
             # A set is compared by content (torch's safe_globals context rebinds its set on exit), but
             # fairseq's registries (*_CLASS_NAMES, and every dict by identity) may gain our components.
             by_content = isinstance(value, set) and not attr.endswith("_CLASS_NAMES")
+            if name == "torch.library" and by_content:
+                # torch's operator registry may gain the plugin's own ops (namespace spanbert), only.
+                value = {op for op in value if not op.startswith(("spanbert::", "spanbert/"))}
             state[f"{name}.{attr}"] = repr(sorted(map(repr, value))) if by_content else id(value)
             if isinstance(value, type) and value.__module__ == name:
                 for key, member in list(vars(value).items()):
