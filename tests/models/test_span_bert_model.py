@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 from spanbert_fairseq.data.dictionary import BertDictionary
 from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModel, SpanBertModelConfig
+from spanbert_text.errors import UserInputError
 
 TINY = dict(encoder_layers=2, encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=4,
             max_pair_targets=15)
@@ -158,3 +159,10 @@ def test_architectures(arch, sizes):
     ARCH_CONFIG_REGISTRY[arch](args)
     got = (args.encoder_layers, args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_attention_heads)
     assert got == sizes
+
+
+@pytest.mark.parametrize("flag, value", [("dropout", -0.1), ("dropout", 1.0), ("attention_dropout", 1.5)])
+def test_a_dropout_outside_zero_to_one_is_refused_with_its_flag(dictionary, flag, value):
+    cfg = SpanBertModelConfig(**{**TINY, flag: value})
+    with pytest.raises(UserInputError, match=f"--{flag.replace('_', '-')} {value}: a dropout probability"):
+        SpanBertModel.for_dictionary(cfg, dictionary)
