@@ -210,10 +210,9 @@ class SpanBertModel(FairseqEncoderModel):
         # The bare model name (hydra's model._name: span_bert) runs no architecture function.
         name = getattr(cfg, "_name", None) or getattr(cfg, "arch", None)
         fill_architecture(cfg, name if name in ARCHITECTURE_SIZES else DEFAULT_ARCHITECTURE)
-        for flag in ("dropout", "attention_dropout"):
-            if not 0.0 <= getattr(cfg, flag) < 1.0:
-                raise UserInputError(f"--{flag.replace('_', '-')} {getattr(cfg, flag)}: a dropout probability "
-                                     "must be at least 0 and below 1")
+        for name in ("dropout", "attention_dropout"):
+            if not 0.0 <= getattr(cfg, name) < 1.0:
+                raise UserInputError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(cfg, name)}")
         return cls(cfg, SpanBertEncoder(cfg, dictionary))
 
     def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,

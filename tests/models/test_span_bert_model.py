@@ -164,5 +164,5 @@ def test_architectures(arch, sizes):
 @pytest.mark.parametrize("flag, value", [("dropout", -0.1), ("dropout", 1.0), ("attention_dropout", 1.5)])
 def test_a_dropout_outside_zero_to_one_is_refused_with_its_flag(dictionary, flag, value):
     cfg = SpanBertModelConfig(**{**TINY, flag: value})
-    with pytest.raises(UserInputError, match=f"--{flag.replace('_', '-')} {value}: a dropout probability"):
+    with pytest.raises(UserInputError, match=rf"--{flag.replace('_', '-')} must lie in \[0, 1\), got {value}$"):
         SpanBertModel.for_dictionary(cfg, dictionary)
