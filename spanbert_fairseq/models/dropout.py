@@ -37,11 +37,16 @@ def _(like, keep_prob):
     return like.new_empty(like.shape, dtype=torch.bool)
 
 
+def _draws_own_mask(t, p):
+    """Whether the mask comes from `keep_mask`: CPU tensors, 0 < p < 1. Otherwise aten's own."""
+    return t.device.type == "cpu" and 0.0 < p < 1.0
+
+
 def dropout(x, p, training):
     """`F.dropout(x, p, training)`, with the CPU mask from `keep_mask`."""
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu" or p >= 1.0:
+    if not _draws_own_mask(x, p):
         return F.dropout(x, p, True)
     # Autograd keeps the bool mask (1 byte per element) for the backward, as F.dropout does.
     return x * keep_mask(x, 1.0 - p) * (1.0 / (1.0 - p))
@@ -67,7 +72,7 @@ def attention(q, k, v, attn_mask, dropout_p):
     q: B x heads x R x d; k, v: B x heads x T x d; attn_mask: B x 1 x 1 x T bool (True = attend)
     or None -> B x heads x R x d.
     """
-    if not 0.0 < dropout_p < 1.0 or q.device.type != "cpu":
+    if not _draws_own_mask(q, dropout_p):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
     # SDPA's CPU kernels take no dropout: with it SDPA runs these same composite ops, with aten's
     # slow mask.
