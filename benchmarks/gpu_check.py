@@ -201,11 +201,15 @@ def markdown_tables(log_text):
 
 def last_error_line(log_text):
     """The line that says why a run stopped: the last error-looking line of its log."""
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    for line in reversed(lines):
+    for line in reversed(log_text.splitlines()):
         if re.search(r"(Error|error:|Exception|Traceback|Killed|CUDA out of memory)", line):
-            return line[:200]
-    return lines[-1][:200] if lines else "no output"
+            return line.strip()[:200]
+    return last_line(log_text)
+
+
+def last_line(log_text):
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1][:160] if lines else "no output"
 
 
 def train_row(spec, log_text, record, peak_tflops):
@@ -309,7 +313,9 @@ def verdict(spec, figures, log_text):
     if status.startswith("skipped") or status == "not selected":
         return status
     if status in ("124", "137"):
-        return f"TIMED OUT after {spec['limit_s']:.0f} s (limit); {figures.get('updates', 0)} updates logged"
+        progress = (f"{figures.get('updates', 0)} updates logged" if spec["kind"] == "train"
+                    else f"last line: {last_line(log_text)}")
+        return f"TIMED OUT after {spec['limit_s']:.0f} s (its limit); {progress}"
     if status != "0":
         return f"FAILED (exit {status}): {last_error_line(log_text)}"
     if not figures:
