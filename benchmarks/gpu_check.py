@@ -342,6 +342,8 @@ def add_comparisons(rows):
     """Each train row against the --fp16 row (and the compiled one against eager bf16)."""
     by_name = {r["name"]: r for r in rows}
     for row in rows:
+        if not (row["verdict"] == "ok" or row["verdict"].startswith("CHECK")):
+            continue  # a failed or cut-short run's figures are its warm-up
         if row["kind"] == "train" and row.get("tokens_per_s"):
             base = by_name.get("bf16" if row["name"] == "compile" else "fp16")
             if base is not None and base is not row and base.get("tokens_per_s"):
@@ -378,7 +380,7 @@ def losses_cell(row):
     if not losses:
         return "-"
     finite = "yes" if row.get("finite") else "NO"
-    if len(losses) == 1 or row["kind"] == "step":
+    if row["kind"] == "step":
         return f"first step {', '.join(f'{x:.3f}' for x in losses)} ({finite})"
     return f"{losses[0]:.3f} -> {losses[-1]:.3f} ({finite}, {len(losses)} logged)"
 
