@@ -26,7 +26,7 @@
 #   bf16      fairseq-train --autocast-bf16            35 s      75 s
 #   step_fp16 bench_train_step --fp16                  45 s      75 s   (2 sides, 26 steps each, 2 memory children)
 #   step_bf16 bench_train_step --bf16                  45 s      75 s
-#   compile   fairseq-train --compile --autocast-bf16  70 s     120 s   (compilation ~30-60 s)
+#   compile   fairseq-train --compile --autocast-bf16  70 s     150 s   (compilation ~30-60 s; runs last)
 #   summary                                             2 s
 #   total                                            ~320 s    420 s enforced
 # Knobs: ROWS=fp16,bf16 runs a subset; TIMEOUT_<row>=S overrides a row's limit; BUDGET_S (420;
@@ -101,7 +101,7 @@ PEAK=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['tflops'])
 PEAK_FLAG=(${PEAK:+--peak-tflops "$PEAK"})
 
 # ---- 2. data: the embedded default corpus, CORPUS_COPIES times (200 updates stay in one epoch)
-DATA=$WORK/data
+DATA=$WORK/data_x$CORPUS_COPIES
 if [ ! -f "$DATA/train.idx" ]; then
   log "corpus and binaries in $DATA"
   { "$PY" -m spanbert_preprocess.default_corpus "$WORK/corpus1.txt" &&
@@ -154,7 +154,7 @@ train amp "$AMP_DTYPE" 90 --amp
 train bf16 bfloat16 75 --autocast-bf16
 step step_fp16 "$STEP_FP16_DTYPE" 75 "${STEP_FP16_FLAG[@]}"
 step step_bf16 bfloat16 75 --bf16
-train compile - 120 --compile --autocast-bf16
+train compile - 150 --compile --autocast-bf16
 
 refresh
 cat "$LOGS/summary.stdout"
