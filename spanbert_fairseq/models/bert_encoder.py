@@ -3,15 +3,17 @@
 Post-LayerNorm Transformer: word + learned absolute position (from 0) + token-type embeddings,
 embedding LayerNorm, GeLU (erf form), LayerNorm eps 1e-12. Attention runs through
 `F.scaled_dot_product_attention`, so a GPU picks a flash / memory-efficient kernel; CPU training
-draws its dropout masks through `dropout.py`.
+draws its dropout masks through `dropout.py`. LayerNorm is torch's own on every host: fairseq's
+`LayerNorm` becomes apex's fused kernel wherever apex imports, which computes in bf16 under autocast
+and has no guard for zero rows.
 Attribute names (`LayerNorm`, `attention.self`, `intermediate`, ...) are HuggingFace's on purpose:
 they are the state-dict keys that docs/DESIGN.md fixes.
 """
 
 import torch
 import torch.nn.functional as F
-from fairseq.modules import LayerNorm
 from torch import nn
+from torch.nn import LayerNorm
 
 from .dropout import Dropout, attention
 

@@ -166,3 +166,20 @@ def test_a_dropout_outside_zero_to_one_is_refused_with_its_flag(dictionary, flag
     cfg = SpanBertModelConfig(**{**TINY, flag: value})
     with pytest.raises(UserInputError, match=rf"--{flag.replace('_', '-')} must lie in \[0, 1\), got {value}$"):
         SpanBertModel.for_dictionary(cfg, dictionary)
+
+
+def test_every_layer_norm_is_torchs_even_where_apex_is_installed(dictionary, monkeypatch):
+    # fairseq.modules.LayerNorm returns apex's FusedLayerNorm on a CUDA host with apex: its
+    # results depend on the host (bf16 under autocast, no zero-row guard). Here that host is faked.
+    from fairseq.modules import layer_norm
+
+    class FakeFusedLayerNorm(torch.nn.LayerNorm):
+        pass
+
+    monkeypatch.setattr(layer_norm, "has_fused_layernorm", True, raising=False)
+    monkeypatch.setattr(layer_norm, "FusedLayerNorm", FakeFusedLayerNorm, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    norms = {name: type(m) for name, m in tiny_model(dictionary).named_modules()
+             if isinstance(m, torch.nn.LayerNorm)}
+    assert len(norms) == 1 + 2 * 2 + 1 + 2  # embeddings, 2 per layer, MLM head, 2 in the SBO head
+    assert set(norms.values()) == {torch.nn.LayerNorm}, norms
