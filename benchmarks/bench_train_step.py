@@ -227,7 +227,7 @@ def build_side(name, dims, sample, args):
     if name in ("span_bert", "span_bert_aten_dropout"):
         flags = (["--compile"] if args.compile else []) + (["--autocast-bf16"] if args.bf16 else [])
         _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
-        sbo_targets = int(sample["pair_targets"].ne(0).sum())
+        sbo_targets = len(sample["sbo_targets"])
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
             size, sbo_targets, BERT_VOCAB_SIZE)
         loss_fn = fairseq_loss_fn(criterion, to_device(sample, device))

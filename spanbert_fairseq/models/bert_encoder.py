@@ -163,15 +163,13 @@ class BertBody(nn.Module):
         return self.encoder(x, attn_mask, rows, hidden_states)
 
     def attention_mask(self, src_tokens):
-        """B x 1 x 1 x T bool, True at real tokens; None when nothing is padded.
+        """B x 1 x 1 x T bool, True at real tokens.
 
-        None lets SDPA use its flash kernel. The `.any()` is one host sync, taken before any
-        kernel of the step is queued, so it stalls nothing.
+        Always built: asking whether anything is padded would wait for the device. A batch that
+        knows it has no padding (the collater's `padded`) passes None instead, for SDPA's
+        mask-free kernels.
         """
-        is_token = src_tokens.ne(self.padding_idx)
-        if bool(is_token.all()):
-            return None
-        return is_token[:, None, None, :]
+        return src_tokens.ne(self.padding_idx)[:, None, None, :]
 
 
 def fused_linear(x, *linears):
@@ -188,28 +186,6 @@ def fused_linear(x, *linears):
 def gather_positions(x, rows):  # B x T x C, B x R -> B x R x C
     # gather, not take_along_dim: its broadcasting makes torch.compile fix B and T to constants.
     return torch.gather(x, 1, rows.unsqueeze(-1).expand(-1, -1, x.size(-1)))
-
-
-def select_positions(batch_size, seq_len, *flat_rows):
-    """Rows of B*T that are needed (index tensors, None ignored) -> (positions B x R, row index).
-
-    positions: each sample's needed positions in order, padded to the sample needing most (R) with
-    positions it does not need; row index (B*T): where each needed row lands in the flattened
-    B*R output. (None, None) when no rows are given. The `int()` is a host sync, taken before the
-    encoder's kernels are queued.
-    """
-    flat_rows = [rows for rows in flat_rows if rows is not None]
-    if not flat_rows:
-        return None, None
-    needed = torch.zeros(batch_size * seq_len, dtype=torch.bool, device=flat_rows[0].device)
-    for rows in flat_rows:
-        needed[rows] = True
-    needed = needed.view(batch_size, seq_len)
-    width = max(int(needed.sum(1).max()), 1)
-    order = torch.argsort(needed.to(torch.uint8), dim=1, descending=True, stable=True)
-    positions = order[:, :width].contiguous()  # contiguous: strides that depend on R alone, not on T
-    first_row = torch.arange(batch_size, device=needed.device).unsqueeze(1) * width  # B x 1
-    return positions, (needed.cumsum(1) - 1 + first_row).flatten()
 
 
 def init_bert_weights(module, std=0.02):
