@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import LayerNorm
+from torch.utils.checkpoint import checkpoint
 
 from .dropout import Dropout, attention
 
@@ -122,17 +123,25 @@ class BertLayer(nn.Module):
 
 
 class BertLayerStack(nn.Module):
-    def __init__(self, num_layers, **layer_kwargs):
+    def __init__(self, num_layers, checkpoint_activations=False, **layer_kwargs):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(**layer_kwargs) for _ in range(num_layers)])
+        self.checkpoint_activations = checkpoint_activations
 
     def forward(self, x, attn_mask, rows=None, hidden_states=None):  # B x T x C -> B x R x C
         """hidden_states: a list that receives every layer's output, when given."""
         # Every position of the last layer's input feeds its attention, but its output is needed
         # only at `rows`: from the queries on (output projection, FFN) it runs on those alone.
         last = len(self.layer) - 1
+        recompute = self.checkpoint_activations and torch.is_grad_enabled()
         for i, layer in enumerate(self.layer):
-            x = layer(x, attn_mask, rows if i == last else None)
+            layer_rows = rows if i == last else None
+            if recompute:
+                # The backward reruns the layer with torch's RNG state as it was (preserve_rng_state),
+                # so dropout.py's masks, seeded from torch's generator, come out the same.
+                x = checkpoint(layer, x, attn_mask, layer_rows, use_reentrant=False, preserve_rng_state=True)
+            else:
+                x = layer(x, attn_mask, layer_rows)
             if hidden_states is not None:
                 hidden_states.append(x)
         return x
@@ -142,14 +151,14 @@ class BertBody(nn.Module):
     """HF `BertModel` without the pooler: `embeddings.*` and `encoder.layer.{i}.*`."""
 
     def __init__(self, vocab_size, padding_idx, num_layers, dim, ffn_dim, num_heads,
-                 max_positions, type_vocab_size, eps, dropout, attention_dropout):
+                 max_positions, type_vocab_size, eps, dropout, attention_dropout, checkpoint_activations=False):
         super().__init__()
         self.padding_idx = padding_idx
         self.embeddings = BertEmbeddings(
             vocab_size, dim, max_positions, type_vocab_size, padding_idx, eps, dropout
         )
         self.encoder = BertLayerStack(
-            num_layers, dim=dim, ffn_dim=ffn_dim, num_heads=num_heads, eps=eps,
+            num_layers, checkpoint_activations, dim=dim, ffn_dim=ffn_dim, num_heads=num_heads, eps=eps,
             dropout=dropout, attention_dropout=attention_dropout,
         )
 

@@ -72,6 +72,11 @@ class SpanBertModelConfig(FairseqDataclass):
         metadata={"help": "bf16 mixed precision: the forward under torch.autocast(bfloat16), fp32 weights "
                   "and loss (fairseq 0.12's --bf16 needs a TPU); use without --fp16"},
     )
+    checkpoint_activations: bool = field(
+        default=False,
+        metadata={"help": "recompute each encoder layer's activations in the backward instead of keeping "
+                  "them (torch.utils.checkpoint): less memory, about one more forward of compute"},
+    )
     # fairseq's precision flags, seen here so that build_model can refuse --autocast-bf16 with them.
     fp16: bool = II("common.fp16")
     memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
@@ -138,6 +143,7 @@ class SpanBertEncoder(FairseqEncoder):
             eps=eps,
             dropout=cfg.dropout,
             attention_dropout=cfg.attention_dropout,
+            checkpoint_activations=getattr(cfg, "checkpoint_activations", False),
         )
         self.mlm_head = MlmHead(dim, len(dictionary), eps)
         self.sbo_head = SboHead(dim, len(dictionary), cfg.max_pair_targets, cfg.sbo_position_dim, eps)

@@ -50,6 +50,7 @@ def test_the_detector_catches_what_the_old_step_did():
 @pytest.mark.parametrize("flags", [
     dict(),
     dict(dropout=0.0, attention_dropout=0.0),  # SDPA's own path instead of dropout.py's
+    dict(checkpoint_activations=True),
 ])
 def test_forward_and_backward_of_a_collated_batch_have_no_host_sync(collated_batch, tiny_model_and_criterion,
                                                                     flags):
