@@ -7,6 +7,8 @@ Sides, all at the same size, batch and sequence length, on the same token rows:
   hf_bert    transformers.BertForPreTraining (MLM + NSP; HF scores every position)
   span_bert_aten_dropout  (asked for by name only) span_bert with aten's CPU dropout, F.dropout and
              SDPA with dropout_p, in place of models/dropout.py's: that change measured alone
+  span_bert_ckpt  (asked for by name only) span_bert with --checkpoint-activations: the encoder
+             layers' activations recomputed in the backward (compare its peak memory and time)
 
 Time: one process, every side warmed up, then one step per side per round, round-robin with a
 rotating order; medians and ratios. Memory: a fresh child process per side. On CPU the peak is
@@ -21,6 +23,7 @@ extra SBO head, not overhead.
     python benchmarks/bench_train_step.py --sizes tiny,base-L2 --batch 8 --rounds 10
     python benchmarks/bench_train_step.py --device cuda --fp16 --sizes base --batch 32   # GPU
     python benchmarks/bench_train_step.py --compile --sizes base --batch 2 --sides span_bert,roberta
+    python benchmarks/bench_train_step.py --sizes base --batch 4 --sides span_bert,span_bert_ckpt
 
 --compile builds span_bert with its --compile flag (torch.compile of encoder and heads); the other
 sides stay eager. The "first step s" column is each side's first step alone, which for a compiled
@@ -42,7 +45,7 @@ import benchlib  # noqa: E402
 import cost  # noqa: E402
 
 SIDES = ("span_bert", "roberta", "hf_bert")
-BY_NAME_SIDES = ("span_bert_aten_dropout",)
+BY_NAME_SIDES = ("span_bert_aten_dropout", "span_bert_ckpt")
 BERT_VOCAB_SIZE = 30522
 GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "V100": 125.0}
 
@@ -224,10 +227,11 @@ def build_side(name, dims, sample, args):
     size, batch, seq_len = dims.as_cost_size(), sample["net_input"]["src_tokens"].size(0), args.seq_len
     masked = int(sample["target"].ne(0).sum())
     encoder = cost.encoder_flops(size, batch, seq_len)
-    if name in ("span_bert", "span_bert_aten_dropout"):
+    if name in ("span_bert", "span_bert_aten_dropout", "span_bert_ckpt"):
         flags = (["--compile"] if args.compile else []) + (["--autocast-bf16"] if args.bf16 else [])
+        flags += ["--checkpoint-activations"] if name == "span_bert_ckpt" else []
         _, model, criterion = fairseq_side(spanbert_argv(args.data_dir, spanbert_arch(dims), dims, seq_len) + flags)
-        sbo_targets = int(sample["pair_targets"].ne(0).sum())
+        sbo_targets = len(sample["sbo_targets"])
         flops = encoder + cost.mlm_head_flops(size, masked, BERT_VOCAB_SIZE) + cost.sbo_head_flops(
             size, sbo_targets, BERT_VOCAB_SIZE)
         loss_fn = fairseq_loss_fn(criterion, to_device(sample, device))

@@ -35,16 +35,10 @@ class SpanBertLoss(FairseqCriterion):
         self.sbo_weight = cfg.sbo_weight
 
     def forward(self, model, sample, reduce=True):
-        masked_tokens = sample["target"].ne(self.padding_idx)  # B x T
-        pair_targets = sample["pair_targets"]  # B x K x P
-        pair_target_mask = pair_targets.ne(self.padding_idx)
-        # Select the targets before the forward pass: boolean indexing waits for the device.
-        mlm_targets = sample["target"][masked_tokens]  # M
-        sbo_targets = pair_targets[pair_target_mask]  # S
-
-        mlm_logits, sbo_logits = model(
-            **sample["net_input"], masked_tokens=masked_tokens, pair_target_mask=pair_target_mask
-        )
+        # The collater put the targets in the heads' row order (data/head_rows.py): selecting them
+        # here would wait for the device.
+        mlm_targets, sbo_targets = sample["mlm_targets"], sample["sbo_targets"]  # M, S
+        mlm_logits, sbo_logits = model(**sample["net_input"])
         # Summed CE in fp32 whatever the logits' dtype; backward reuses the logits' memory.
         mlm_loss, mlm_correct = cross_entropy_in_place(mlm_logits, mlm_targets)
         sbo_loss, sbo_correct = cross_entropy_in_place(sbo_logits, sbo_targets)

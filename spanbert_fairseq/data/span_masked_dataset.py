@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset, FairseqDataset
 
+from .head_rows import head_rows
+
 
 class SpanMaskedDataset(BaseWrapperDataset):
     """Items {id, source, target, pairs, pair_targets} of blocks masked by a SpanMasker.
@@ -64,7 +66,8 @@ class SpanMaskedDataset(BaseWrapperDataset):
 
 
 def collate_span_batch(samples, pad, cls, sep, max_pair_targets):
-    """Items -> batch: src_tokens `[CLS] source [SEP]` right-padded; pairs shifted +1 into src positions.
+    """Items -> batch: src_tokens `[CLS] source [SEP]` right-padded; pairs shifted +1 into src positions;
+    the heads' rows and targets from `head_rows`, so the training step needs no host sync.
 
     K is the most SBO spans of any item (at least 1, so shapes never have a zero dimension);
     padding rows of pairs are 0 and of pair_targets all pad.
@@ -87,11 +90,15 @@ def collate_span_batch(samples, pad, cls, sep, max_pair_targets):
         pairs[row, :n_pairs] = s["pairs"] + 1  # block position -> src_tokens position after [CLS]
         pair_targets[row, :n_pairs] = s["pair_targets"]
     src_lengths = torch.tensor(lengths, dtype=torch.long) + 2
+    rows = head_rows(src_tokens, target, pad, pairs, pair_targets)
     return {
         "id": torch.tensor([s["id"] for s in samples], dtype=torch.long),
         "nsentences": bsz,
         "ntokens": int(src_lengths.sum()),
-        "net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths, "pairs": pairs},
+        "net_input": {"src_tokens": src_tokens, "src_lengths": src_lengths, **rows.net_input()},
+        "mlm_targets": rows.mlm_targets,
+        "sbo_targets": rows.sbo_targets,
         "target": target,
+        "pairs": pairs,
         "pair_targets": pair_targets,
     }

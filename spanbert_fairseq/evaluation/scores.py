@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data.head_rows import head_rows
+
 MAX_SPAN_WORDS = 10
 ROWS = [str(words) for words in range(1, MAX_SPAN_WORDS + 1)] + [f"{MAX_SPAN_WORDS + 1}+", "all"]
 COUNTS = (
@@ -35,10 +37,13 @@ class SpanLengthScores:
         masked = sample["target"].ne(pad)  # B x T
         pair_targets = sample["pair_targets"][:, :, : model.model.cfg.max_pair_targets]  # B x K x P
         pair_mask = pair_targets.ne(pad)
+        src_tokens = sample["net_input"]["src_tokens"]
+        # The batch's own rows hold the task's max_pair_targets; this model may predict fewer.
+        rows = head_rows(src_tokens, sample["target"], pad, sample["pairs"], pair_targets)
         with torch.inference_mode():
             mlm_logits, sbo_logits = model.model(
-                **sample["net_input"], masked_tokens=masked if model.mlm else None,
-                pair_target_mask=pair_mask if model.sbo else None,
+                src_tokens, padded=rows.padded, positions=rows.positions,
+                mlm_rows=rows.mlm_rows if model.mlm else None, sbo_rows=rows.sbo_rows if model.sbo else None,
             )
         row_of_span = np.minimum(batch.span_words, MAX_SPAN_WORDS + 1) - 1  # (S,)
         n_spans = len(row_of_span)

@@ -9,6 +9,7 @@ import re
 import torch
 from torch import nn
 
+from ..data.head_rows import head_rows
 from ..data.span_masking import merged_spans
 
 MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
@@ -88,10 +89,11 @@ class SpanBertHubInterface(nn.Module):
         count = len(_MASK_SPLIT.findall(masked_input))
         if count != 1:
             raise ValueError(f"fill_mask needs exactly one [MASK] in the input, found {count}: {masked_input!r}")
-        tokens = self.encode(masked_input)
-        self._check_length(tokens[None])
-        masked_tokens = tokens.eq(self.dictionary.mask())[None].to(self.device)
-        mlm_logits, _ = self.model(tokens[None].to(self.device), masked_tokens=masked_tokens)
+        tokens = self.encode(masked_input)[None]  # 1 x T
+        self._check_length(tokens)
+        target = tokens.masked_fill(tokens.ne(self.dictionary.mask()), self.dictionary.pad())
+        rows = head_rows(tokens, target, self.dictionary.pad())
+        mlm_logits, _ = self.model(tokens.to(self.device), **self._to_device(rows.net_input()))
         probs, ids = mlm_logits[0].float().softmax(-1).topk(topk)
         marker = _MASK_SPLIT.search(masked_input)
         before, after = masked_input[: marker.start()], masked_input[marker.end():]
@@ -126,13 +128,14 @@ class SpanBertHubInterface(nn.Module):
         longest, limit = max(lengths), self.model.cfg.max_pair_targets
         if longest > limit:
             raise ValueError(f"a span of {longest} masks is longer than max_pair_targets={limit}")
+        pad, tokens = self.dictionary.pad(), tokens[None]  # 1 x T
         pairs = torch.tensor([[[start - 1, end] for start, end in spans]])  # 1 x K x 2
-        pair_target_mask = torch.tensor([[[i < n for i in range(longest)] for n in lengths]])  # 1 x K x P
-        masked_tokens = tokens.eq(self.dictionary.mask())[None]
-        mlm_logits, sbo_logits = self.model(
-            tokens[None].to(self.device), pairs=pairs.to(self.device),
-            masked_tokens=masked_tokens.to(self.device), pair_target_mask=pair_target_mask.to(self.device),
-        )
+        # Only which slots hold a target matters here (any non-pad id marks one).
+        pair_targets = torch.tensor([[[self.dictionary.mask() if i < n else pad for i in range(longest)]
+                                      for n in lengths]])  # 1 x K x P
+        target = tokens.masked_fill(tokens.ne(self.dictionary.mask()), pad)
+        rows = head_rows(tokens, target, pad, pairs, pair_targets)
+        mlm_logits, sbo_logits = self.model(tokens.to(self.device), **self._to_device(rows.net_input()))
         # Both outputs list the masked tokens left to right, span by span.
         heads = {name: logits.float().softmax(-1).topk(topk) for name, logits in
                  (("mlm", mlm_logits), ("sbo", sbo_logits))}
@@ -149,6 +152,9 @@ class SpanBertHubInterface(nn.Module):
             results.append(result)
             first += n
         return results
+
+    def _to_device(self, inputs):
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
 
     def _check_length(self, tokens):
         if tokens.size(-1) > self.model.max_positions():

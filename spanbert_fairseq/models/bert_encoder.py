@@ -3,15 +3,18 @@
 Post-LayerNorm Transformer: word + learned absolute position (from 0) + token-type embeddings,
 embedding LayerNorm, GeLU (erf form), LayerNorm eps 1e-12. Attention runs through
 `F.scaled_dot_product_attention`, so a GPU picks a flash / memory-efficient kernel; CPU training
-draws its dropout masks through `dropout.py`.
+draws its dropout masks through `dropout.py`. LayerNorm is torch's own on every host: fairseq's
+`LayerNorm` becomes apex's fused kernel wherever apex imports, which computes in bf16 under autocast
+and has no guard for zero rows.
 Attribute names (`LayerNorm`, `attention.self`, `intermediate`, ...) are HuggingFace's on purpose:
 they are the state-dict keys that docs/DESIGN.md fixes.
 """
 
 import torch
 import torch.nn.functional as F
-from fairseq.modules import LayerNorm
 from torch import nn
+from torch.nn import LayerNorm
+from torch.utils.checkpoint import checkpoint
 
 from .dropout import Dropout, attention
 
@@ -120,17 +123,25 @@ class BertLayer(nn.Module):
 
 
 class BertLayerStack(nn.Module):
-    def __init__(self, num_layers, **layer_kwargs):
+    def __init__(self, num_layers, checkpoint_activations=False, **layer_kwargs):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(**layer_kwargs) for _ in range(num_layers)])
+        self.checkpoint_activations = checkpoint_activations
 
     def forward(self, x, attn_mask, rows=None, hidden_states=None):  # B x T x C -> B x R x C
         """hidden_states: a list that receives every layer's output, when given."""
         # Every position of the last layer's input feeds its attention, but its output is needed
         # only at `rows`: from the queries on (output projection, FFN) it runs on those alone.
         last = len(self.layer) - 1
+        recompute = self.checkpoint_activations and torch.is_grad_enabled()
         for i, layer in enumerate(self.layer):
-            x = layer(x, attn_mask, rows if i == last else None)
+            layer_rows = rows if i == last else None
+            if recompute:
+                # The backward reruns the layer with torch's RNG state as it was (preserve_rng_state),
+                # so dropout.py's masks, seeded from torch's generator, come out the same.
+                x = checkpoint(layer, x, attn_mask, layer_rows, use_reentrant=False, preserve_rng_state=True)
+            else:
+                x = layer(x, attn_mask, layer_rows)
             if hidden_states is not None:
                 hidden_states.append(x)
         return x
@@ -140,14 +151,14 @@ class BertBody(nn.Module):
     """HF `BertModel` without the pooler: `embeddings.*` and `encoder.layer.{i}.*`."""
 
     def __init__(self, vocab_size, padding_idx, num_layers, dim, ffn_dim, num_heads,
-                 max_positions, type_vocab_size, eps, dropout, attention_dropout):
+                 max_positions, type_vocab_size, eps, dropout, attention_dropout, checkpoint_activations=False):
         super().__init__()
         self.padding_idx = padding_idx
         self.embeddings = BertEmbeddings(
             vocab_size, dim, max_positions, type_vocab_size, padding_idx, eps, dropout
         )
         self.encoder = BertLayerStack(
-            num_layers, dim=dim, ffn_dim=ffn_dim, num_heads=num_heads, eps=eps,
+            num_layers, checkpoint_activations, dim=dim, ffn_dim=ffn_dim, num_heads=num_heads, eps=eps,
             dropout=dropout, attention_dropout=attention_dropout,
         )
 
@@ -161,15 +172,13 @@ class BertBody(nn.Module):
         return self.encoder(x, attn_mask, rows, hidden_states)
 
     def attention_mask(self, src_tokens):
-        """B x 1 x 1 x T bool, True at real tokens; None when nothing is padded.
+        """B x 1 x 1 x T bool, True at real tokens.
 
-        None lets SDPA use its flash kernel. The `.any()` is one host sync, taken before any
-        kernel of the step is queued, so it stalls nothing.
+        Always built: asking whether anything is padded would wait for the device. A batch that
+        knows it has no padding (the collater's `padded`) passes None instead, for SDPA's
+        mask-free kernels.
         """
-        is_token = src_tokens.ne(self.padding_idx)
-        if bool(is_token.all()):
-            return None
-        return is_token[:, None, None, :]
+        return src_tokens.ne(self.padding_idx)[:, None, None, :]
 
 
 def fused_linear(x, *linears):
@@ -186,28 +195,6 @@ def fused_linear(x, *linears):
 def gather_positions(x, rows):  # B x T x C, B x R -> B x R x C
     # gather, not take_along_dim: its broadcasting makes torch.compile fix B and T to constants.
     return torch.gather(x, 1, rows.unsqueeze(-1).expand(-1, -1, x.size(-1)))
-
-
-def select_positions(batch_size, seq_len, *flat_rows):
-    """Rows of B*T that are needed (index tensors, None ignored) -> (positions B x R, row index).
-
-    positions: each sample's needed positions in order, padded to the sample needing most (R) with
-    positions it does not need; row index (B*T): where each needed row lands in the flattened
-    B*R output. (None, None) when no rows are given. The `int()` is a host sync, taken before the
-    encoder's kernels are queued.
-    """
-    flat_rows = [rows for rows in flat_rows if rows is not None]
-    if not flat_rows:
-        return None, None
-    needed = torch.zeros(batch_size * seq_len, dtype=torch.bool, device=flat_rows[0].device)
-    for rows in flat_rows:
-        needed[rows] = True
-    needed = needed.view(batch_size, seq_len)
-    width = max(int(needed.sum(1).max()), 1)
-    order = torch.argsort(needed.to(torch.uint8), dim=1, descending=True, stable=True)
-    positions = order[:, :width].contiguous()  # contiguous: strides that depend on R alone, not on T
-    first_row = torch.arange(batch_size, device=needed.device).unsqueeze(1) * width  # B x 1
-    return positions, (needed.cumsum(1) - 1 + first_row).flatten()
 
 
 def init_bert_weights(module, std=0.02):

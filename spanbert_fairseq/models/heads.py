@@ -8,8 +8,8 @@ with its own output bias.
 
 import torch
 import torch.nn.functional as F
-from fairseq.modules import LayerNorm
 from torch import nn
+from torch.nn import LayerNorm  # torch's own, never apex's (models/bert_encoder.py)
 
 
 class MlmHead(nn.Module):

@@ -5,6 +5,7 @@ State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s
 `cls.pair_target_predictions`. Both heads' output projections are the word embeddings.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -20,7 +21,7 @@ from omegaconf import II
 
 from spanbert_text.errors import UserInputError
 
-from .bert_encoder import BertBody, init_bert_weights, select_positions
+from .bert_encoder import BertBody, init_bert_weights
 from .compilation import compile_in_place
 from .heads import MlmHead, SboHead, project_to_vocabulary
 
@@ -71,6 +72,14 @@ class SpanBertModelConfig(FairseqDataclass):
         metadata={"help": "bf16 mixed precision: the forward under torch.autocast(bfloat16), fp32 weights "
                   "and loss (fairseq 0.12's --bf16 needs a TPU); use without --fp16"},
     )
+    checkpoint_activations: bool = field(
+        default=False,
+        metadata={"help": "recompute each encoder layer's activations in the backward instead of keeping "
+                  "them (torch.utils.checkpoint): less memory, about one more forward of compute"},
+    )
+    # fairseq's precision flags, seen here so that build_model can refuse --autocast-bf16 with them.
+    fp16: bool = II("common.fp16")
+    memory_efficient_fp16: bool = II("common.memory_efficient_fp16")
 
 
 class VocabularyMismatchError(UserInputError):
@@ -92,6 +101,20 @@ def check_vocabulary_size(state_dict, dictionary_size, checkpoint="the checkpoin
         f"checkpoint's own vocabulary (spanbert-import writes vocab.txt and dict.txt next to "
         f"the checkpoint: spanbert-preprocess --vocab <that vocab.txt>)"
     )
+
+
+def check_precision_flags(cfg):
+    """--autocast-bf16 keeps fp32 weights; fairseq's --fp16 would halve them after the model is built.
+
+    Checked here, before training starts: found in the first forward, the error would come after
+    fairseq had written a crash.pt.
+    """
+    # --memory-efficient-fp16 sets fp16 too: name the one the user typed.
+    half = [f"--{name.replace('_', '-')}" for name in ("memory_efficient_fp16", "fp16")
+            if getattr(cfg, name, False) is True]
+    if getattr(cfg, "autocast_bf16", False) and half:
+        raise UserInputError(f"--autocast-bf16 trains fp32 weights under a bf16 autocast and {half[0]} makes "
+                             f"them fp16: use one of the two (drop {half[0]} or --autocast-bf16)")
 
 
 def fill_architecture(cfg, arch):
@@ -120,6 +143,7 @@ class SpanBertEncoder(FairseqEncoder):
             eps=eps,
             dropout=cfg.dropout,
             attention_dropout=cfg.attention_dropout,
+            checkpoint_activations=getattr(cfg, "checkpoint_activations", False),
         )
         self.mlm_head = MlmHead(dim, len(dictionary), eps)
         self.sbo_head = SboHead(dim, len(dictionary), cfg.max_pair_targets, cfg.sbo_position_dim, eps)
@@ -138,51 +162,31 @@ class SpanBertEncoder(FairseqEncoder):
                          hidden_states=states)
         return states if return_all_hiddens else last
 
-    def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
-                pair_target_mask=None, **unused):
-        """Logits for the masked tokens and for the SBO targets.
+    def forward(self, src_tokens, src_lengths=None, padded=True, positions=None, mlm_rows=None,
+                sbo_rows=None, **unused):
+        """Logits for the MLM and SBO targets, from the batch's head rows (data/head_rows.py).
 
-        src_tokens: B x T.  pairs: B x K x 2 positions (in src_tokens) of each span's boundaries.
-        masked_tokens: B x T bool, True where the MLM predicts.
-        pair_target_mask: B x K x P bool, True where pair_targets holds a token.
-        Returns (mlm_logits M x V, sbo_logits S x V), rows in row-major order of the masks
-        (the order of `target[masked_tokens]` and `pair_targets[pair_target_mask]`); an output is
-        None when its mask is None.
+        src_tokens: B x T.  padded: whether some row holds padding (True builds the attention mask).
+        positions: B x R, the positions at which the last layer runs (None: all, R = T).
+        mlm_rows: M rows of the flattened B*R last-layer output.  sbo_rows: S x 3, the rows of each
+        SBO target's left and right boundary and its index within the span.
+        Returns (mlm_logits M x V, sbo_logits S x V); an output is None when its rows are None.
+        Every index was computed on the data-loader workers: nothing here waits for the device.
         """
-        B, T = src_tokens.shape
-        # Turn masks into row indices before the encoder runs: nonzero() waits for the device,
-        # and here its queue is empty, whereas after the encoder it would stall the step.
-        attn_mask = self.bert.attention_mask(src_tokens)
-        mlm_rows = None if masked_tokens is None else masked_tokens.flatten().nonzero().squeeze(1)
-        sbo_rows = None if pair_target_mask is None else self._sbo_rows(pairs, pair_target_mask, T)
-
-        # The last layer's output is needed at the heads' rows only: it computes just those.
-        positions, out_row = select_positions(B, T, mlm_rows, *(sbo_rows[:2] if sbo_rows else ()))
+        if mlm_rows is None and sbo_rows is None:
+            return None, None
+        attn_mask = self.bert.attention_mask(src_tokens) if padded else None
         features = self.bert(src_tokens, attn_mask, positions).flatten(0, 1)  # (B*R) x C
         heads = []
         if mlm_rows is not None:
-            heads.append((self.mlm_head(features[out_row[mlm_rows]]), self.mlm_head.bias))
+            heads.append((self.mlm_head(features.index_select(0, mlm_rows)), self.mlm_head.bias))
         if sbo_rows is not None:
-            left_rows, right_rows, span_index = sbo_rows
-            left, right = features[out_row[left_rows]], features[out_row[right_rows]]
-            heads.append((self.sbo_head(left, right, span_index), self.sbo_head.bias))
+            left, right = features.index_select(0, sbo_rows[:, 0]), features.index_select(0, sbo_rows[:, 1])
+            heads.append((self.sbo_head(left, right, sbo_rows[:, 2]), self.sbo_head.bias))
         logits = project_to_vocabulary(self.embed_weight, heads)
         mlm_logits = logits.pop(0) if mlm_rows is not None else None
         sbo_logits = logits.pop(0) if sbo_rows is not None else None
         return mlm_logits, sbo_logits
-
-    def _sbo_rows(self, pairs, pair_target_mask, seq_len):
-        """For every SBO target: rows of its left and right boundary in (B*T) x C, its span index."""
-        B, K, P = pair_target_mask.shape
-        assert P <= self.cfg.max_pair_targets, (
-            f"batch has {P} pair targets per span but the model has max_pair_targets="
-            f"{self.cfg.max_pair_targets}"
-        )
-        slots = pair_target_mask.flatten().nonzero().squeeze(1)  # S: indices into B*K*P
-        pair_index, span_index = slots // P, slots % P  # S: index into B*K, index within the span
-        boundaries = pairs.reshape(B * K, 2)[pair_index]  # S x 2
-        first_row = (pair_index // K) * seq_len  # S: row of position 0 of the sample
-        return first_row + boundaries[:, 0], first_row + boundaries[:, 1], span_index
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -198,6 +202,7 @@ class SpanBertModel(FairseqEncoderModel):
 
     @classmethod
     def build_model(cls, cfg, task):
+        check_precision_flags(cfg)
         model = cls.for_dictionary(cfg, task.source_dictionary)
         if cfg.compile:  # training only: a model loaded for inference stays eager
             encoder = model.encoder
@@ -215,17 +220,18 @@ class SpanBertModel(FairseqEncoderModel):
                 raise UserInputError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(cfg, name)}")
         return cls(cfg, SpanBertEncoder(cfg, dictionary))
 
-    def forward(self, src_tokens, src_lengths=None, pairs=None, masked_tokens=None,
-                pair_target_mask=None, **unused):
-        bf16 = getattr(self.cfg, "autocast_bf16", False)  # configs older than the flag lack it
-        if bf16 and self.encoder.embed_weight.dtype != torch.float32:
-            raise UserInputError("--autocast-bf16 keeps fp32 weights under bf16 autocast: drop --fp16 / "
-                                 "--memory-efficient-fp16")
-        with torch.autocast(src_tokens.device.type, torch.bfloat16, enabled=bf16):
-            return self.encoder(
-                src_tokens, src_lengths, pairs=pairs, masked_tokens=masked_tokens,
-                pair_target_mask=pair_target_mask,
-            )
+    def forward(self, src_tokens, src_lengths=None, padded=True, positions=None, mlm_rows=None,
+                sbo_rows=None, **unused):
+        with self._precision(src_tokens.device.type):
+            return self.encoder(src_tokens, src_lengths, padded=padded, positions=positions,
+                                mlm_rows=mlm_rows, sbo_rows=sbo_rows)
+
+    def _precision(self, device_type):
+        """--autocast-bf16 adds a bf16 autocast; without it the caller's autocast (fairseq's --amp,
+        a benchmark's) or none stays in force: a disabled autocast here would switch an outer one off."""
+        if getattr(self.cfg, "autocast_bf16", False):  # configs older than the flag lack it
+            return torch.autocast(device_type, torch.bfloat16)
+        return contextlib.nullcontext()
 
     def extract_features(self, src_tokens, return_all_hiddens=False, token_types=None):
         return self.encoder.extract_features(src_tokens, return_all_hiddens, token_types)

@@ -10,6 +10,7 @@ from fairseq.logging import metrics
 
 from spanbert_fairseq.criterions.span_bert import SpanBertCriterionConfig, SpanBertLoss
 from spanbert_fairseq.data.dictionary import BertDictionary
+from spanbert_fairseq.data.head_rows import head_rows
 from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModel, SpanBertModelConfig
 
 P = 15  # max_pair_targets
@@ -46,14 +47,23 @@ def contract_batch(dictionary, spans_per_sample, lengths, seed=0):
             src[b, s + 1:e + 2] = dictionary.mask()
             pairs[b, k] = torch.tensor([s, e + 2])  # (s - 1) + 1 and (e + 1) + 1 in src_tokens
             pair_targets[b, k, :e - s + 1] = block[s:e + 1][:P]
-    return {
+    return with_head_rows({
         "id": torch.arange(B),
         "nsentences": B,
         "ntokens": int(src.ne(pad).sum()),
-        "net_input": {"src_tokens": src, "src_lengths": torch.tensor(lengths) + 2, "pairs": pairs},
+        "net_input": {"src_tokens": src, "src_lengths": torch.tensor(lengths) + 2},
         "target": target,
+        "pairs": pairs,
         "pair_targets": pair_targets,
-    }
+    }, pad)
+
+
+def with_head_rows(sample, pad):
+    """The collater's head-row keys for a sample built (or edited) by hand."""
+    net = sample["net_input"]
+    rows = head_rows(net["src_tokens"], sample["target"], pad, sample["pairs"], sample["pair_targets"])
+    net.update(rows.net_input())
+    return {**sample, "mlm_targets": rows.mlm_targets, "sbo_targets": rows.sbo_targets}
 
 
 def criterion(dictionary, sbo_weight=1.0):
@@ -71,7 +81,7 @@ def reference_losses(model, sample, pad):
     mlm = F.cross_entropy(mlm_logits, sample["target"][masked], reduction="sum")
     sbo = torch.zeros(())
     for b, k, i in sample["pair_targets"].ne(pad).nonzero().tolist():
-        left, right = sample["net_input"]["pairs"][b, k]
+        left, right = sample["pairs"][b, k]
         h = torch.cat([features[b, left], features[b, right], enc.sbo_head.position_embeddings.weight[i]])
         logits = F.linear(enc.sbo_head.mlp(h), W, enc.sbo_head.bias)
         sbo = sbo + F.cross_entropy(logits[None], sample["pair_targets"][b, k, i][None], reduction="sum")
@@ -84,8 +94,9 @@ SPANS = [[(2, 4), (9, 9)], [(0, 1), (5, 7)]]  # sample 1's first span touches th
 def test_loss_is_mlm_sum_plus_weighted_sbo_sum(dictionary, model):
     sample = contract_batch(dictionary, SPANS, [14, 10])
     # A span at a block edge has no SBO target: the task leaves it out of pairs.
-    sample["net_input"]["pairs"][1, 0] = 0
+    sample["pairs"][1, 0] = 0
     sample["pair_targets"][1, 0] = dictionary.pad()
+    sample = with_head_rows(sample, dictionary.pad())
     with torch.no_grad():
         mlm, sbo = reference_losses(model, sample, dictionary.pad())
         for w in (1.0, 0.5):
@@ -134,8 +145,9 @@ def test_half_precision_logits_give_fp32_loss(dictionary, model):
 
 def test_batch_without_targets_gives_zero_loss(dictionary, model):
     sample = contract_batch(dictionary, [[], []], [6, 4])
-    sample["net_input"]["pairs"] = torch.zeros(2, 0, 2, dtype=torch.long)
+    sample["pairs"] = torch.zeros(2, 0, 2, dtype=torch.long)
     sample["pair_targets"] = torch.full((2, 0, P), dictionary.pad())
+    sample = with_head_rows(sample, dictionary.pad())
     loss, sample_size, log = criterion(dictionary)(model, sample)
     assert sample_size == 0 and float(loss.detach()) == 0.0
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from spanbert_fairseq import SpanBertModel
 from spanbert_fairseq.data.dictionary import BertDictionary
+from spanbert_fairseq.data.head_rows import head_rows
 from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModelConfig
 from spanbert_text.errors import UserInputError
 
@@ -177,9 +178,11 @@ def test_fill_mask_returns_robertas_shape(hub, model_dir):
         assert token in sentence
     # The best guess is the model's own argmax at the mask, with its softmax probability.
     model = model_dir[1].eval()
-    tokens = hub.encode("the cat sat on the [MASK].")
+    tokens = hub.encode("the cat sat on the [MASK].")[None]
+    pad = hub.dictionary.pad()
+    rows = head_rows(tokens, tokens.masked_fill(tokens.ne(hub.dictionary.mask()), pad), pad)
     with torch.no_grad():
-        logits, _ = model(tokens[None], masked_tokens=tokens.eq(hub.dictionary.mask())[None])
+        logits, _ = model(tokens, **rows.net_input())
     best = int(logits[0].argmax())
     assert filled[0][2] == hub.decode(torch.tensor([best]))
     assert math.isclose(filled[0][1], float(logits[0].softmax(-1)[best]), rel_tol=1e-5)

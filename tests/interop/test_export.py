@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from spanbert_fairseq import SpanBertModel
+from spanbert_fairseq.data.head_rows import head_rows
 from spanbert_fairseq.interop.bert_layout import SBO_FILE, canonicalize
 from spanbert_fairseq.interop.export_checkpoint import export_checkpoint
 from spanbert_fairseq.interop.import_checkpoint import import_checkpoint
@@ -58,7 +59,7 @@ def test_export_outputs_equal_fairseq(imported_minilm, exported_minilm):
     with torch.no_grad():
         features = bert(input_ids=batch, attention_mask=is_token.long()).last_hidden_state
         logits = mlm(input_ids=batch, attention_mask=is_token.long()).logits
-        our_logits, _ = hub.model(batch, masked_tokens=is_token)
+        our_logits, _ = hub.model(batch, **head_rows(batch, batch, hub.dictionary.pad()).net_input())
     assert (features - hub.extract_features(batch))[is_token].abs().max() < 1e-5
     # Logits are sums over the hidden size of values of order 10: 1e-5 relative, 1e-5 absolute
     # (measured: 7e-6 max abs on this CPU).

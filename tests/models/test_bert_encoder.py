@@ -8,7 +8,8 @@ HF's unfused one, gradient by gradient, tightly enough that a misplaced weight o
 import pytest
 import torch
 
-from spanbert_fairseq.models.bert_encoder import BertBody, gather_positions, select_positions
+from spanbert_fairseq.data.head_rows import head_rows
+from spanbert_fairseq.models.bert_encoder import BertBody, gather_positions
 
 PAD = 0
 SIZES = dict(num_layers=2, dim=32, ffn_dim=64, num_heads=4)
@@ -64,12 +65,19 @@ def test_last_layer_at_selected_positions_equals_the_full_output_and_its_gradien
     tokens = tokens_with_padding([19, 12, 7], 50, seed=1)
     mask = full.attention_mask(tokens)
     B, T = tokens.shape
-    rows = torch.tensor([3, 5, 6, T + 11, 2 * T + 0, 2 * T + 6])  # flat rows of B*T the heads read
-    positions, out_row = select_positions(B, T, rows[:4], rows[2:])  # overlapping lists: rows 6, T+11 twice
-    assert positions.shape == (B, 3)
+    target = torch.full_like(tokens, PAD)
+    target[0, [3, 5, 6]] = target[1, 11] = 7  # MLM targets; SBO boundaries overlap them (0,6), (1,11)
+    pairs = torch.tensor([[[6, 5]], [[11, 11]], [[0, 6]]])  # B x 1 x 2
+    pair_targets = torch.full((B, 1, 2), PAD)
+    pair_targets[:, 0, 0] = 7
+    rows = head_rows(tokens, target, PAD, pairs, pair_targets)
+    assert rows.positions.shape == (B, 3)
+    # Flat rows of B*T the heads read: MLM targets, then each SBO target's left and right boundary.
+    flat = torch.tensor([3, 5, 6, T + 11, 6, T + 11, 2 * T + 0, 5, T + 11, 2 * T + 6])
+    out_rows = torch.cat([rows.mlm_rows, rows.sbo_rows[:, 0], rows.sbo_rows[:, 1]])
 
-    expected = full(tokens, mask).flatten(0, 1)[rows]
-    actual = pruned(tokens, mask, positions).flatten(0, 1)[out_row[rows]]
+    expected = full(tokens, mask).flatten(0, 1)[flat]
+    actual = pruned(tokens, mask, rows.positions).flatten(0, 1)[out_rows]
     torch.testing.assert_close(actual, expected, rtol=1e-12, atol=1e-12)
 
     upstream = torch.randn_like(expected)
@@ -78,23 +86,6 @@ def test_last_layer_at_selected_positions_equals_the_full_output_and_its_gradien
     pruned_params = dict(pruned.named_parameters())
     for name, p in full.named_parameters():
         torch.testing.assert_close(pruned_params[name].grad, p.grad, rtol=1e-10, atol=1e-12, msg=name)
-
-
-def test_select_positions_maps_every_row_to_its_sample_and_position():
-    g = torch.Generator().manual_seed(2)
-    B, T = 4, 30
-    mlm_rows = torch.randperm(B * T, generator=g)[:17]
-    left, right = torch.randint(0, B * T, (9,), generator=g), torch.randint(0, B * T, (9,), generator=g)
-    positions, out_row = select_positions(B, T, mlm_rows, None, left, right)
-    needed = torch.zeros(B * T, dtype=torch.bool)
-    needed[torch.cat([mlm_rows, left, right])] = True
-    assert positions.shape == (B, int(needed.view(B, T).sum(1).max()))
-    for rows in (mlm_rows, left, right):
-        sample, position = out_row[rows] // positions.size(1), positions.flatten()[out_row[rows]]
-        assert torch.equal(sample * T + position, rows)
-    assert select_positions(B, T, None, None) == (None, None)
-    empty, _ = select_positions(B, T, torch.zeros(0, dtype=torch.long))
-    assert empty.shape == (B, 1)  # one (unused) row: the last layer still sees a query
 
 
 def test_gather_positions():

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from spanbert_fairseq.data.dictionary import BertDictionary
+from spanbert_fairseq.data.head_rows import head_rows
 from spanbert_fairseq.models.span_bert import SpanBertEncoder, SpanBertModel, SpanBertModelConfig
 from spanbert_text.errors import UserInputError
 
@@ -108,11 +109,12 @@ def test_heads_use_the_tied_embedding_and_only_selected_rows(dictionary):
     masked[0, [3, 4, 5]] = masked[1, [7]] = True
     # Sample 0: one span 3..5 (boundaries 2 and 6); sample 1: span 7 (boundaries 6, 8), one padding row.
     pairs = torch.tensor([[[2, 6], [0, 0]], [[6, 8], [0, 0]]])
-    pair_target_mask = torch.zeros(2, 2, 15, dtype=torch.bool)
-    pair_target_mask[0, 0, :3] = pair_target_mask[1, 0, :1] = True
+    pair_targets = torch.full((2, 2, 15), dictionary.pad())
+    pair_targets[0, 0, :3] = pair_targets[1, 0, :1] = 1000
+    rows = head_rows(tokens, tokens.masked_fill(~masked, dictionary.pad()), dictionary.pad(), pairs, pair_targets)
 
     with torch.no_grad():
-        mlm_logits, sbo_logits = model(tokens, pairs=pairs, masked_tokens=masked, pair_target_mask=pair_target_mask)
+        mlm_logits, sbo_logits = model(tokens, **rows.net_input())
         features = model.extract_features(tokens)
         enc = model.encoder
         W = enc.bert.embeddings.word_embeddings.weight
@@ -127,7 +129,7 @@ def test_heads_use_the_tied_embedding_and_only_selected_rows(dictionary):
     torch.testing.assert_close(sbo_logits, expected_sbo)
 
     model.train()
-    mlm_logits, sbo_logits = model(tokens, pairs=pairs, masked_tokens=masked, pair_target_mask=pair_target_mask)
+    mlm_logits, sbo_logits = model(tokens, **rows.net_input())
     (mlm_logits.sum() + sbo_logits.sum()).backward()
     assert W.grad is not None and W.grad.abs().sum() > 0
 
@@ -135,11 +137,10 @@ def test_heads_use_the_tied_embedding_and_only_selected_rows(dictionary):
 def test_empty_masks_give_empty_logits(dictionary):
     model = tiny_model(dictionary)
     tokens = padded_batch(dictionary, [8])
-    mlm_logits, sbo_logits = model(
-        tokens, pairs=torch.zeros(1, 0, 2, dtype=torch.long),
-        masked_tokens=torch.zeros_like(tokens, dtype=torch.bool),
-        pair_target_mask=torch.zeros(1, 0, 15, dtype=torch.bool),
-    )
+    pad = dictionary.pad()
+    rows = head_rows(tokens, torch.full_like(tokens, pad), pad, torch.zeros(1, 0, 2, dtype=torch.long),
+                     torch.full((1, 0, 15), pad))
+    mlm_logits, sbo_logits = model(tokens, **rows.net_input())
     assert mlm_logits.shape == sbo_logits.shape == (0, len(dictionary))
     assert model(tokens) == (None, None)  # no masks, no heads
 
@@ -166,3 +167,40 @@ def test_a_dropout_outside_zero_to_one_is_refused_with_its_flag(dictionary, flag
     cfg = SpanBertModelConfig(**{**TINY, flag: value})
     with pytest.raises(UserInputError, match=rf"--{flag.replace('_', '-')} must lie in \[0, 1\), got {value}$"):
         SpanBertModel.for_dictionary(cfg, dictionary)
+
+
+def test_a_batch_without_sbo_targets_trains_every_parameter(bert_dictionary, tiny_model_and_criterion):
+    # Blocks of one token: the only span touches both block edges, so no SBO pair. The SBO head
+    # still runs (on zero rows), so every parameter gets a gradient and DDP without
+    # find_unused_parameters sees the same parameters on every rank.
+    from spanbert_fairseq.data.span_masked_dataset import collate_span_batch
+
+    d = bert_dictionary
+    items = [{"id": i, "source": torch.tensor([d.mask()]), "target": torch.tensor([1000 + i]),
+              "pairs": torch.zeros(0, 2, dtype=torch.long), "pair_targets": torch.zeros(0, 15, dtype=torch.long)}
+             for i in range(2)]
+    batch = collate_span_batch(items, d.pad(), d.cls(), d.sep(), 15)
+    assert len(batch["sbo_targets"]) == 0 and len(batch["mlm_targets"]) == 2
+    model, criterion = tiny_model_and_criterion()
+    loss, _, log = criterion(model, batch)
+    loss.backward()
+    assert torch.isfinite(loss) and log["sbo_targets"] == 0
+    assert [name for name, p in model.named_parameters() if p.grad is None] == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_every_layer_norm_is_torchs_even_where_apex_is_installed(dictionary, monkeypatch):
+    # fairseq.modules.LayerNorm returns apex's FusedLayerNorm on a CUDA host with apex: its
+    # results depend on the host (bf16 under autocast, no zero-row guard). Here that host is faked.
+    from fairseq.modules import layer_norm
+
+    class FakeFusedLayerNorm(torch.nn.LayerNorm):
+        pass
+
+    monkeypatch.setattr(layer_norm, "has_fused_layernorm", True, raising=False)
+    monkeypatch.setattr(layer_norm, "FusedLayerNorm", FakeFusedLayerNorm, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    norms = {name: type(m) for name, m in tiny_model(dictionary).named_modules()
+             if isinstance(m, torch.nn.LayerNorm)}
+    assert len(norms) == 1 + 2 * 2 + 1 + 2  # embeddings, 2 per layer, MLM head, 2 in the SBO head
+    assert set(norms.values()) == {torch.nn.LayerNorm}, norms

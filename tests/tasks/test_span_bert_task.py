@@ -53,7 +53,7 @@ def close_workers(epoch_itr):
 
 def check_batch_contract(batch, d, max_pair_targets=15):
     src, tgt = batch["net_input"]["src_tokens"], batch["target"]
-    pairs, pair_targets = batch["net_input"]["pairs"], batch["pair_targets"]
+    pairs, pair_targets = batch["pairs"], batch["pair_targets"]
     lengths = batch["net_input"]["src_lengths"]
     bsz, width = src.shape
     assert tgt.shape == src.shape and lengths.shape == (bsz,)
