@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data.span_masking import merged_spans
+from ..models.bert_encoder import bert_token_types
 
 MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
 _MASK_SPLIT = re.compile("(" + "|".join(map(re.escape, MASK_MARKERS)) + ")")
@@ -67,9 +68,7 @@ class SpanBertHubInterface(nn.Module):
 
     def token_types(self, tokens):
         """B x T BERT segment ids: 0 up to and including the first [SEP], 1 after it (pads 0)."""
-        is_sep = tokens.eq(self.dictionary.sep()).long()
-        after_first_sep = is_sep.cumsum(-1) - is_sep
-        return (after_first_sep > 0).long() * tokens.ne(self.dictionary.pad()).long()
+        return bert_token_types(tokens, self.dictionary.sep(), self.dictionary.pad())
 
     def extract_features(self, tokens, return_all_hiddens=False):
         """1-D or B x T ids -> B x T x C last-layer states; with return_all_hiddens, a list of the
