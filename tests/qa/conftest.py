@@ -3,11 +3,16 @@ BERT uncased WordPiece (MiniLM's vocab.txt + tokenizer.json), a cased WordPiece 
 SentencePiece model trained on the pydoc topics, both with dict.txt beside them."""
 
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
 from spanbert_text.tokenization import load_text_tokenizer
 from spanbert_text.vocabulary import Vocabulary
+
+# qa_synthetic beside the tests imports by name; pytest's importlib mode does not add this directory.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 KINDS = ("wordpiece-uncased", "wordpiece-cased", "sentencepiece")
 
