@@ -136,8 +136,12 @@ class Answer:
 
     def merge(self, other):
         """Associative and commutative: windows may come in any order and any grouping."""
-        best = self if (self.score, -self.char_start) >= (other.score, -other.char_start) else other
+        # Equal scores: the earlier, then the shorter span, so that every merge order agrees.
+        best = self if self._rank() >= other._rank() else other
         return Answer(best.score, best.text, best.char_start, best.char_end, min(self.null_score, other.null_score))
+
+    def _rank(self):
+        return self.score, -self.char_start, -self.char_end
 
     @property
     def no_answer_score(self):

@@ -44,8 +44,9 @@ class SpanQALoss(FairseqCriterion):
         entries = []
         for question, answer, version_2 in self.task.decode(sample, start_logits.detach(), end_logits.detach()):
             em, f1 = best_scores(answer.text, question.answer_texts)
-            entries.append((question.qid, answer.score, -answer.char_start, em, f1, answer.null_score,
-                            bool(question.answers), version_2))
+            order = (-answer.char_start, -answer.char_end)
+            entries.append((question.qid, answer.score, order, em, f1, answer.null_score, bool(question.answers),
+                            version_2))
         return entries
 
     @staticmethod

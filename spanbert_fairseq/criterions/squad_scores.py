@@ -11,12 +11,13 @@ from fairseq.logging.meters import Meter
 from spanbert_text.squad_metric import best_threshold
 
 # One window's result, as it travels in a logging output (plain values, picklable for all_gather):
-# (question id, span score, -char_start, exact match, F1, null score, gold has an answer, file is v2.0)
+# (question id, span score, (-char_start, -char_end), exact match, F1, null score, gold has an answer,
+# file is v2.0). Equal scores go to the earlier, then shorter, span: a total order, so any merge order agrees.
 QID, SCORE, ORDER, EM, F1, NULL, HAS_ANSWER, VERSION_2 = range(8)
 
 
 def merge_window(best, entry):
-    """The question's entry after one more window: the best span (ties: the earlier one) and the smaller null."""
+    """The question's entry after one more window: the best span and the smaller null score."""
     if best is None:
         return tuple(entry)
     chosen = best if (best[SCORE], best[ORDER]) >= (entry[SCORE], entry[ORDER]) else entry
