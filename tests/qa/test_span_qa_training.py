@@ -70,6 +70,7 @@ def first_word_baseline(path):
     return evaluate(answers, {q.qid: q.context.split()[0] for q in questions})["f1"]
 
 
+@pytest.mark.slow
 def test_fine_tuning_learns_the_synthetic_task(trained, qa_data):
     """Seed 1, 60 updates: valid F1 at least 90 where answering the first word scores under 10."""
     _, scores = trained
@@ -79,6 +80,7 @@ def test_fine_tuning_learns_the_synthetic_task(trained, qa_data):
     assert 0 <= scores[-1]["valid_exact_match"] <= scores[-1]["valid_f1"]
 
 
+@pytest.mark.slow
 def test_validation_scores_equal_the_evaluation_scripts(trained, qa_data, tmp_path):
     """The F1 fairseq-train logged for checkpoint_best.pt is the official metric on the answers the
     evaluation script (the hub's windowed decoding) writes, and every question has an answer."""
@@ -95,6 +97,7 @@ def test_validation_scores_equal_the_evaluation_scripts(trained, qa_data, tmp_pa
                                                             predictions)["exact_match"])
 
 
+@pytest.mark.slow
 def test_hub_answer_is_the_contexts_characters(trained, qa_data):
     from spanbert_fairseq.hub.loading import from_pretrained
 
