@@ -82,6 +82,12 @@ class WordPieceText:
     def pieces(self, text):
         return self.tokenizer.encode(text, add_special_tokens=False).tokens
 
+    def pieces_with_offsets(self, text):
+        """(pieces, [(start, end), ...]): each piece's characters in `text` itself (the normalizer's
+        lower-casing and accent stripping are undone by the tokenizer's alignment)."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        return encoding.tokens, [tuple(span) for span in encoding.offsets]
+
     @staticmethod
     def detokenize(pieces):
         """Pieces -> text: `##` pieces join their word; no space before closing punctuation or
@@ -107,9 +113,31 @@ class SentencePieceText:
     def pieces(self, text):
         return self.processor.encode(text, out_type=str)
 
+    def pieces_with_offsets(self, text):
+        """(pieces, [(start, end), ...]) in characters of `text`; a piece's leading whitespace
+        (the space its `▁` stands for) is left out of its span."""
+        encoded = self.processor.encode(text, return_type="proto")
+        char_at = _char_index_of_bytes(text)
+        pieces, spans = [], []
+        for piece in encoded.pieces:
+            start, end = char_at[piece.begin], char_at[piece.end]
+            while start < end and text[start].isspace():
+                start += 1
+            pieces.append(piece.piece)
+            spans.append((start, end))
+        return pieces, spans
+
     @staticmethod
     def detokenize(pieces):
         return "".join(pieces).replace(SENTENCEPIECE_WORD_START, " ").strip()
+
+
+def _char_index_of_bytes(text):
+    """list: for each UTF-8 byte offset of `text` (and its end), the character it falls in."""
+    index = []
+    for i, ch in enumerate(text):
+        index += [i] * len(ch.encode("utf-8"))
+    return index + [len(text)]
 
 
 def load_text_tokenizer(directory, vocabulary):

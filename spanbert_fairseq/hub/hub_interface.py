@@ -9,8 +9,13 @@ import re
 import torch
 from torch import nn
 
+from spanbert_text.errors import UserInputError
+from spanbert_text.qa_windows import NO_SPAN, WindowParams, decode_window, encode_question, row_tokens, windows
+from spanbert_text.squad import Question
+
 from ..data.head_rows import head_rows
 from ..data.span_masking import merged_spans
+from ..models.bert_encoder import bert_token_types
 
 MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
 _MASK_SPLIT = re.compile("(" + "|".join(map(re.escape, MASK_MARKERS)) + ")")
@@ -68,9 +73,7 @@ class SpanBertHubInterface(nn.Module):
 
     def token_types(self, tokens):
         """B x T BERT segment ids: 0 up to and including the first [SEP], 1 after it (pads 0)."""
-        is_sep = tokens.eq(self.dictionary.sep()).long()
-        after_first_sep = is_sep.cumsum(-1) - is_sep
-        return (after_first_sep > 0).long() * tokens.ne(self.dictionary.pad()).long()
+        return bert_token_types(tokens, self.dictionary.sep(), self.dictionary.pad())
 
     def extract_features(self, tokens, return_all_hiddens=False):
         """1-D or B x T ids -> B x T x C last-layer states; with return_all_hiddens, a list of the
@@ -155,6 +158,54 @@ class SpanBertHubInterface(nn.Module):
 
     def _to_device(self, inputs):
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in inputs.items()}
+
+    def answer(self, question, context, head="span_qa", no_answer_threshold=None):
+        """Extractive QA with a span_qa checkpoint -> (text, score, character start, character end):
+        the best span over the context's windows, `context[start:end] == text`, score its start +
+        end logit. With `no_answer_threshold` (SQuAD v2.0's best_f1_thresh), ("", null score, 0, 0)
+        where the no-answer score (null minus span score) exceeds it."""
+        best = self.answer_questions([Question("question", question, context, ())], head)["question"]
+        if no_answer_threshold is not None and best.no_answer_score > no_answer_threshold:
+            return "", best.null_score, 0, 0
+        return best.text, best.score, best.char_start, best.char_end
+
+    @torch.no_grad()
+    def answer_questions(self, questions, head="span_qa", batch_size=32):
+        """spanbert_text.squad.Question list -> {question id: spanbert_text.qa_windows.Answer}, the
+        windowing and decoding flags the checkpoint was fine-tuned with."""
+        if head not in self.model.classification_heads:
+            raise UserInputError(
+                f"the model has no span head {head!r} (heads: {sorted(self.model.classification_heads) or 'none'}); "
+                "answer() needs a checkpoint fine-tuned with --task span_qa"
+            )
+        params = self.window_params()
+        rows = []  # (question, encoded, window, its windows)
+        for question in questions:
+            encoded = encode_question(question, self.text_tokenizer, self.dictionary, params, where=question.qid)
+            all_windows = windows(encoded, params)
+            rows += [(question, encoded, w, all_windows) for w in all_windows]
+        best = {q.qid: NO_SPAN for q in questions}
+        for first in range(0, len(rows), batch_size):
+            batch = rows[first:first + batch_size]
+            tokens = [torch.from_numpy(row_tokens(e, w, self.dictionary.cls(), self.dictionary.sep()))
+                      for _, e, w, _ in batch]
+            padded = nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=self.dictionary.pad())
+            logits, _ = self.model(padded.to(self.device), features_only=True, classification_head_name=head)
+            logits = logits.float().cpu().numpy()  # B x T x 2
+            for b, (question, encoded, window, all_windows) in enumerate(batch):
+                n = len(tokens[b])
+                found = decode_window(logits[b, :n, 0], logits[b, :n, 1], encoded, question.context, window,
+                                      all_windows, params)
+                best[question.qid] = best[question.qid].merge(found)
+        return best
+
+    def window_params(self):
+        """The span_qa flags of the checkpoint's task (the defaults for another task's checkpoint)."""
+        task = self.cfg.get("task") if hasattr(self.cfg, "get") else None
+        if task is None or task.get("_name") != "span_qa":
+            return WindowParams()
+        return WindowParams(task.max_seq_length, task.doc_stride, task.max_query_length, task.n_best,
+                            task.max_answer_length)
 
     def _check_length(self, tokens):
         if tokens.size(-1) > self.model.max_positions():

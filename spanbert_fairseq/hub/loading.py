@@ -14,7 +14,7 @@ from spanbert_text.tokenization import load_text_tokenizer
 
 from ..checkpoint_io import find_vocabulary_dir, load_span_bert_checkpoint, vocabulary_file
 from ..data.dictionary import BertDictionary
-from ..models.span_bert import SpanBertModel
+from ..models.span_bert import SpanBertModel, has_pretraining_heads
 from .hub_interface import SpanBertHubInterface
 
 # What from_pretrained loads when no checkpoint_file is named: fairseq-train's best, then its
@@ -37,7 +37,9 @@ def from_pretrained(model_name_or_path, checkpoint_file=None, data_name_or_path=
         if name not in cfg.model:
             raise UserInputError(f"from_pretrained: {name!r} is not a model option of {path}")
         cfg.model[name] = value
-    model = SpanBertModel.for_dictionary(cfg.model, dictionary)
+    # A pretraining checkpoint brings its MLM / SBO heads, a fine-tuned one its registered heads.
+    model = SpanBertModel.for_dictionary(cfg.model, dictionary, has_pretraining_heads(state["model"]))
+    model.register_checkpoint_heads(state["model"])
     model.load_state_dict(state["model"], strict=True)
     return SpanBertHubInterface(cfg, model, dictionary, text_tokenizer)
 

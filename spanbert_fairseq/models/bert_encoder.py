@@ -208,3 +208,11 @@ def init_bert_weights(module, std=0.02):
         if module.padding_idx is not None:
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
+
+
+def bert_token_types(tokens, sep, pad):
+    """B x T ids -> B x T BERT segment ids: 0 up to and including a row's first [SEP], 1 after it,
+    0 at padding (`[CLS] a [SEP] b [SEP]` -> 0 for [CLS] a [SEP], 1 for b [SEP])."""
+    is_sep = tokens.eq(sep).long()
+    after_first_sep = is_sep.cumsum(-1) - is_sep
+    return (after_first_sep > 0).long() * tokens.ne(pad).long()

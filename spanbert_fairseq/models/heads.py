@@ -1,6 +1,7 @@
-"""The two pretraining heads: BERT's MLM head and SpanBERT's span boundary objective (SBO) head.
+"""The two pretraining heads (BERT's MLM head, SpanBERT's span boundary objective (SBO) head) and
+the fine-tuning heads of `SpanBertModel.classification_heads` (docs/DESIGN.md, "Heads").
 
-Each head maps the rows it is given (the masked positions, the SBO targets; never the whole
+Each pretraining head maps the rows it is given (the masked positions, the SBO targets; never the whole
 sequence) to hidden states; `project_to_vocabulary` turns both heads' states into logits through
 the word embedding matrix (tied, so the state dict holds no copy of it: docs/DESIGN.md), each head
 with its own output bias.
@@ -10,6 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn import LayerNorm  # torch's own, never apex's (models/bert_encoder.py)
+
+from .bert_encoder import init_bert_weights
+from .dropout import Dropout
 
 
 class MlmHead(nn.Module):
@@ -89,3 +93,66 @@ class _TiedProjection(torch.autograd.Function):
             grad_weight = g.t() @ x if grad_weight is None else grad_weight.addmm_(g.t(), x)
             grads += [g @ weight.to(g.dtype), g.sum(0)]
         return grad_weight, *grads
+
+
+class SentenceClassificationHead(nn.Module):
+    """BERT's pooler on [CLS] (dense, tanh), dropout, `out_proj`: HF `bert.pooler.dense` + `classifier`."""
+
+    kind = "sentence"
+
+    def __init__(self, dim, inner_dim, num_classes, dropout):
+        super().__init__()
+        self.dense = nn.Linear(dim, inner_dim)
+        self.dropout = Dropout(dropout)
+        self.out_proj = nn.Linear(inner_dim, num_classes)
+        self.apply(init_bert_weights)
+
+    def forward(self, features):  # B x T x C -> B x num_classes
+        return self.out_proj(self.dropout(torch.tanh(self.dense(features[:, 0]))))
+
+
+class SpanHead(nn.Module):
+    """Start and end logits at every position: `out_proj` (C -> 2), HF `qa_outputs`."""
+
+    kind = "span"
+
+    def __init__(self, dim):
+        super().__init__()
+        self.out_proj = nn.Linear(dim, 2)
+        self.apply(init_bert_weights)
+
+    def forward(self, features):  # B x T x C -> B x T x 2
+        return self.out_proj(features)
+
+
+def build_fine_tuning_head(kind, dim, num_classes, inner_dim, dropout):
+    """The head `register_classification_head` asked for; ValueError for a size the kind cannot take."""
+    if kind == "sentence":
+        if num_classes is None:
+            raise ValueError("a sentence head needs num_classes")
+        return SentenceClassificationHead(dim, inner_dim or dim, num_classes, dropout)
+    if kind == "span":
+        if num_classes not in (None, 2) or inner_dim not in (None, dim):
+            raise ValueError(f"a span head has 2 outputs (start, end) on the hidden size {dim}; "
+                             f"got num_classes={num_classes}, inner_dim={inner_dim}")
+        return SpanHead(dim)
+    raise ValueError(f"unknown head kind {kind!r}: 'sentence' or 'span'")
+
+
+def head_sizes(head):
+    """(kind, num_classes, inner_dim) of a registered head, as `checkpoint_head_sizes` reads them."""
+    inner_dim = head.dense.out_features if head.kind == "sentence" else None
+    return head.kind, head.out_proj.out_features, inner_dim
+
+
+def checkpoint_head_sizes(state_dict, prefix):
+    """{name: (kind, num_classes, inner_dim)} of the heads under `prefix` + "classification_heads."."""
+    root = prefix + "classification_heads."
+    sizes = {}
+    for key in state_dict:
+        if key.startswith(root) and key.endswith(".out_proj.weight"):
+            name = key[len(root): -len(".out_proj.weight")]
+            dense = state_dict.get(f"{root}{name}.dense.weight")
+            kind = "span" if dense is None else "sentence"
+            sizes[name] = (kind, state_dict[key].size(0), None if dense is None else dense.size(0))
+    return sizes

@@ -3,9 +3,11 @@
 State-dict keys (docs/DESIGN.md): `encoder.bert.*` are HuggingFace `BertModel`'s keys (no pooler),
 `encoder.mlm_head.*` BERT's `cls.predictions`, `encoder.sbo_head.*` the authors'
 `cls.pair_target_predictions`. Both heads' output projections are the word embeddings.
+Fine-tuning heads (`classification_heads.NAME.*`) are registered by name, as RoBERTa's.
 """
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -18,12 +20,22 @@ from fairseq.models import (
     register_model_architecture,
 )
 from omegaconf import II
+from torch import nn
 
 from spanbert_text.errors import UserInputError
 
-from .bert_encoder import BertBody, init_bert_weights
+from .bert_encoder import BertBody, bert_token_types, init_bert_weights
 from .compilation import compile_in_place
-from .heads import MlmHead, SboHead, project_to_vocabulary
+from .heads import (
+    MlmHead,
+    SboHead,
+    build_fine_tuning_head,
+    checkpoint_head_sizes,
+    head_sizes,
+    project_to_vocabulary,
+)
+
+logger = logging.getLogger(__name__)
 
 # The sizes each --arch (hydra: model._name) stands for. `span_bert` itself is spanbert_base.
 ARCHITECTURE_SIZES = {
@@ -39,6 +51,7 @@ ARCHITECTURE_SIZES = {
 }
 DEFAULT_ARCHITECTURE = "spanbert_base"
 WORD_EMBEDDINGS_KEY = "encoder.bert.embeddings.word_embeddings.weight"
+PRETRAINING_HEADS = ("encoder.mlm_head.", "encoder.sbo_head.")
 
 
 @dataclass
@@ -124,10 +137,15 @@ def fill_architecture(cfg, arch):
             setattr(cfg, name, value)
 
 
-class SpanBertEncoder(FairseqEncoder):
-    """Encoder body plus both heads; the heads run only on the rows the loss needs."""
+def has_pretraining_heads(state_dict):
+    """Whether a span_bert state dict holds the MLM / SBO heads (a pretraining checkpoint)."""
+    return any(key.startswith(PRETRAINING_HEADS) for key in state_dict)
 
-    def __init__(self, cfg, dictionary):
+
+class SpanBertEncoder(FairseqEncoder):
+    """Encoder body plus, for pretraining, both heads; the heads run only on the rows the loss needs."""
+
+    def __init__(self, cfg, dictionary, pretraining_heads=True):
         super().__init__(dictionary)
         self.cfg = cfg
         dim, eps = cfg.encoder_embed_dim, cfg.layer_norm_eps
@@ -145,8 +163,10 @@ class SpanBertEncoder(FairseqEncoder):
             attention_dropout=cfg.attention_dropout,
             checkpoint_activations=getattr(cfg, "checkpoint_activations", False),
         )
-        self.mlm_head = MlmHead(dim, len(dictionary), eps)
-        self.sbo_head = SboHead(dim, len(dictionary), cfg.max_pair_targets, cfg.sbo_position_dim, eps)
+        self.mlm_head = self.sbo_head = None
+        if pretraining_heads:
+            self.mlm_head = MlmHead(dim, len(dictionary), eps)
+            self.sbo_head = SboHead(dim, len(dictionary), cfg.max_pair_targets, cfg.sbo_position_dim, eps)
         self.apply(init_bert_weights)
 
     @property
@@ -199,29 +219,37 @@ class SpanBertModel(FairseqEncoderModel):
     def __init__(self, cfg, encoder):
         super().__init__(encoder)
         self.cfg = cfg
+        self.classification_heads = nn.ModuleDict()  # fine-tuning heads by name, as RoBERTa's
 
     @classmethod
     def build_model(cls, cfg, task):
         check_precision_flags(cfg)
-        model = cls.for_dictionary(cfg, task.source_dictionary)
+        # Only the span_bert task trains the pretraining heads; it says so by this attribute, since
+        # a model may not import the tasks layer. Fine-tuning tasks (sentence_prediction) get none.
+        pretraining_heads = getattr(task, "trains_pretraining_heads", False)
+        model = cls.for_dictionary(cfg, task.source_dictionary, pretraining_heads)
         if cfg.compile:  # training only: a model loaded for inference stays eager
             encoder = model.encoder
-            compile_in_place([encoder.bert, encoder.mlm_head, encoder.sbo_head])
+            compile_in_place([m for m in (encoder.bert, encoder.mlm_head, encoder.sbo_head) if m is not None])
         return model
 
     @classmethod
-    def for_dictionary(cls, cfg, dictionary):
-        """The model of `cfg` over `dictionary`; loaders that have no data to set a task up on use this."""
+    def for_dictionary(cls, cfg, dictionary, pretraining_heads=True):
+        """The model of `cfg` over `dictionary`; loaders that have no data to set a task up on use this
+        (with `pretraining_heads` where the state dict they load holds them)."""
         # The bare model name (hydra's model._name: span_bert) runs no architecture function.
         name = getattr(cfg, "_name", None) or getattr(cfg, "arch", None)
         fill_architecture(cfg, name if name in ARCHITECTURE_SIZES else DEFAULT_ARCHITECTURE)
         for name in ("dropout", "attention_dropout"):
             if not 0.0 <= getattr(cfg, name) < 1.0:
                 raise UserInputError(f"--{name.replace('_', '-')} must lie in [0, 1), got {getattr(cfg, name)}")
-        return cls(cfg, SpanBertEncoder(cfg, dictionary))
+        return cls(cfg, SpanBertEncoder(cfg, dictionary, pretraining_heads))
 
     def forward(self, src_tokens, src_lengths=None, padded=True, positions=None, mlm_rows=None,
-                sbo_rows=None, **unused):
+                sbo_rows=None, features_only=False, classification_head_name=None,
+                return_all_hiddens=False, **unused):
+        if features_only or classification_head_name is not None:
+            return self._fine_tuning_forward(src_tokens, classification_head_name, return_all_hiddens)
         with self._precision(src_tokens.device.type):
             return self.encoder(src_tokens, src_lengths, padded=padded, positions=positions,
                                 mlm_rows=mlm_rows, sbo_rows=sbo_rows)
@@ -232,6 +260,73 @@ class SpanBertModel(FairseqEncoderModel):
         if getattr(self.cfg, "autocast_bf16", False):  # configs older than the flag lack it
             return torch.autocast(device_type, torch.bfloat16)
         return contextlib.nullcontext()
+
+    def _fine_tuning_forward(self, src_tokens, classification_head_name, return_all_hiddens):
+        """RoBERTa's `features_only` forward: (head output or B x T x C features, {"inner_states"}).
+
+        Every position is computed; token types follow BERT's pairs (`bert_token_types`); the
+        attention mask is always passed, so nothing waits for the device to ask whether it is needed.
+        """
+        dictionary = self.encoder.dictionary
+        is_token = src_tokens.ne(dictionary.pad())  # B x T
+        token_types = bert_token_types(src_tokens, dictionary.sep(), dictionary.pad())
+        states = [] if return_all_hiddens else None
+        with self._precision(src_tokens.device.type):
+            x = self.encoder.bert(src_tokens, is_token[:, None, None, :], token_types=token_types,
+                                  hidden_states=states)  # B x T x C
+            if classification_head_name is not None:
+                x = self.classification_heads[classification_head_name](x)
+        return x, {"inner_states": states}
+
+    def register_classification_head(self, name, num_classes=None, inner_dim=None, kind="sentence", **kwargs):
+        """Add (or replace) fine-tuning head `name`: kind "sentence" (B x num_classes, on [CLS]) or
+        "span" (B x T x 2 start / end logits); docs/DESIGN.md, "Heads"."""
+        if name in self.classification_heads:
+            previous = head_sizes(self.classification_heads[name])
+            if previous != (kind, num_classes, inner_dim):
+                logger.warning(f"re-registering head {name!r} as {kind}, num_classes {num_classes}, "
+                               f"inner_dim {inner_dim} (was {previous[0]}, {previous[1]}, {previous[2]})")
+        head = build_fine_tuning_head(kind, self.cfg.encoder_embed_dim, num_classes, inner_dim, self.cfg.dropout)
+        # In the model's mode: a head registered on a model in eval mode (the hub's) has no dropout.
+        self.classification_heads[name] = head.train(self.training)
+
+    def register_checkpoint_heads(self, state_dict):
+        """Register every fine-tuning head `state_dict` holds that this model lacks (the hub's
+        loading: a fine-tuned checkpoint keeps its heads)."""
+        for name, (kind, num_classes, inner_dim) in checkpoint_head_sizes(state_dict, "").items():
+            if name not in self.classification_heads:
+                self.register_classification_head(name, num_classes, inner_dim, kind=kind)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        """RoBERTa's rules for heads: checkpoint heads this model lacks (or of another size) are
+        dropped, heads this model has and the checkpoint lacks start fresh; the pretraining heads are
+        left out of a model built without them. What changed is logged in one line."""
+        prefix = name + "." if name != "" else ""
+        super().upgrade_state_dict_named(state_dict, name)
+        notes = []
+        if self.encoder.mlm_head is None:
+            left_out = [k for k in state_dict if k.startswith(tuple(prefix + p for p in PRETRAINING_HEADS))]
+            for key in left_out:
+                del state_dict[key]
+            if left_out:
+                notes.append(f"pretraining heads (encoder.mlm_head, encoder.sbo_head: {len(left_out)} tensors) "
+                             f"left out of this model")
+        root = prefix + "classification_heads."
+        for head, sizes in checkpoint_head_sizes(state_dict, prefix).items():
+            ours = self.classification_heads[head] if head in self.classification_heads else None
+            if ours is None or head_sizes(ours) != sizes:
+                for key in [k for k in state_dict if k.startswith(f"{root}{head}.")]:
+                    del state_dict[key]
+                why = "not in this model" if ours is None else f"sizes {sizes} differ from {head_sizes(ours)}"
+                notes.append(f"checkpoint head {head!r} dropped ({why})")
+        fresh = set()
+        for key, value in self.classification_heads.state_dict().items():
+            if root + key not in state_dict:
+                state_dict[root + key] = value
+                fresh.add(key.split(".")[0])
+        notes += [f"head {head!r} initialised fresh (not in the checkpoint)" for head in sorted(fresh)]
+        if notes:
+            logger.info("loading span_bert weights: " + "; ".join(notes))
 
     def extract_features(self, src_tokens, return_all_hiddens=False, token_types=None):
         return self.encoder.extract_features(src_tokens, return_all_hiddens, token_types)

@@ -50,6 +50,8 @@ SpanBertConfig = dataclasses.make_dataclass(
 class SpanBertTask(FairseqTask):
     """SpanBERT pretraining data: `[CLS] span-masked block [SEP]` with MLM and SBO targets."""
 
+    trains_pretraining_heads = True  # SpanBertModel.build_model builds the MLM and SBO heads
+
     def __init__(self, cfg, dictionary):
         super().__init__(cfg)
         if cfg.tokens_per_sample < 3:

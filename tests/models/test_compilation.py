@@ -17,6 +17,8 @@ TINY = dict(encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64, en
 
 
 class _Task:
+    trains_pretraining_heads = True
+
     def __init__(self, dictionary):
         self.source_dictionary = dictionary
 

@@ -6,6 +6,7 @@ stderr, log and output files the test reads. How a degenerate block is masked sh
 output: those rows test the masker, and a batch of such blocks through the model and criterion.
 """
 
+import json
 import math
 import os
 import re
@@ -97,11 +98,15 @@ def assert_nothing_written(work, *inputs):
 TRAIN_INPUTS = {}
 
 
-def train_input(*tests):
+SPAN_BERT_FLAGS = ("--task", "span_bert", "--criterion", "span_bert", "--tokens-per-sample", "64")
+SPAN_QA_FLAGS = ("--task", "span_qa", "--criterion", "span_qa", "--max-seq-length", "64")
+
+
+def train_input(*tests, task_flags=SPAN_BERT_FLAGS):
     """Register `prepare(work, tiny_data_dir, bert_vocab) -> (data, flags, env)` as the run `tests` read."""
 
     def register(prepare):
-        TRAIN_INPUTS[prepare.__name__] = (prepare, tests)
+        TRAIN_INPUTS[prepare.__name__] = (prepare, tests, task_flags)
         return prepare
 
     return register
@@ -114,19 +119,19 @@ class TrainRun:
     process: subprocess.CompletedProcess
 
 
-def fairseq_train(work, data, flags=(), env=()):
+def fairseq_train(work, data, flags=(), env=(), task_flags=SPAN_BERT_FLAGS):
     """The fairseq-train console script on spanbert_tiny for 1 update, saving nothing."""
     return run_command([
-        BIN / "fairseq-train", data, "--user-dir", USER_DIR, "--task", "span_bert", "--criterion", "span_bert",
-        "--arch", "spanbert_tiny", "--tokens-per-sample", "64", "--batch-size", "4", "--optimizer", "adam",
+        BIN / "fairseq-train", data, "--user-dir", USER_DIR, *task_flags,
+        "--arch", "spanbert_tiny", "--batch-size", "4", "--optimizer", "adam",
         "--lr", "1e-4", "--max-update", "1", "--cpu", "--num-workers", "0", "--save-dir", work / "save",
         "--no-save", "--no-progress-bar", "--log-format", "simple", "--log-interval", "1", *flags,
     ], env)  # fmt: skip
 
 
-def start_run(prepare, work, tiny_data_dir, bert_vocab):
+def start_run(prepare, task_flags, work, tiny_data_dir, bert_vocab):
     data, flags, env = prepare(work, tiny_data_dir, bert_vocab)
-    return TrainRun(work, str(data), fairseq_train(work, data, flags, env))
+    return TrainRun(work, str(data), fairseq_train(work, data, flags, env, task_flags))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -139,9 +144,9 @@ def train_runs(request, tiny_data_dir, bert_vocab, tmp_path_factory):
     workers = max(1, min(4, len(os.sched_getaffinity(0))))
     with ThreadPoolExecutor(workers) as pool:
         yield {
-            name: pool.submit(start_run, prepare, tmp_path_factory.mktemp(re.sub(r"\W+", "_", name).strip("_")),
-                              tiny_data_dir, bert_vocab)
-            for name, (prepare, tests) in TRAIN_INPUTS.items()
+            name: pool.submit(start_run, prepare, task_flags,
+                              tmp_path_factory.mktemp(re.sub(r"\W+", "_", name).strip("_")), tiny_data_dir, bert_vocab)
+            for name, (prepare, tests, task_flags) in TRAIN_INPUTS.items()
             if selected.intersection(tests)
         }
 
@@ -620,3 +625,93 @@ def test_fairseq_train_prints_input_errors_as_one_line(train_runs):
     assert "fairseq-train: error:" not in run.process.stderr
     last = run.process.stderr.splitlines()[-1]
     assert last.replace(run.data, "DATA") == f"spanbert_text.mmap_index.BinaryDataError: {message}"
+
+
+# ================================================================= SQuAD files (fairseq-train --task span_qa)
+
+CONTEXT = "The quick brown fox jumps over the lazy dog near our river bank."
+
+
+def squad_document(context=CONTEXT, question="what does the fox jump over ?", answer="the lazy dog", start=None):
+    start = context.find(answer) if start is None else start
+    qa = {"id": "q1", "question": question, "answers": [{"text": answer, "answer_start": start}]}
+    return {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [qa]}]}]}
+
+
+def squad_input(train_document, flags=""):
+    """A data directory with the tiny data's vocabulary, a good valid.json and `train_document` as train.json."""
+
+    def prepare(work, tiny_data_dir, bert_vocab):
+        data = work / "data"
+        data.mkdir()
+        for name in ("dict.txt", "vocab.txt"):
+            shutil.copy(Path(tiny_data_dir) / name, data / name)
+        (data / "valid.json").write_text(json.dumps(squad_document()), encoding="utf-8")
+        (data / "train.json").write_text(json.dumps(train_document), encoding="utf-8")
+        return data, flags.split(), {}
+
+    return prepare
+
+
+def assert_squad_refused(run, *fragments):
+    """One error line naming DATA/train.json and the place; the save directory stays empty."""
+    assert_input_error(run.process, "fairseq-train", f"{run.data}/train.json: ", *fragments)
+    assert not [p for p in (run.work / "save").rglob("*") if p.is_file()]
+
+
+NOT_SQUAD = {
+    "no data": ({"version": "1.1", "articles": []}, "the top level has no 'data' list, so this is not a SQuAD file"),
+    "no paragraphs": ({"data": [{"title": "t", "text": CONTEXT}]}, "data[0] has no 'paragraphs' list"),
+    "no qas": ({"data": [{"paragraphs": [{"context": CONTEXT, "questions": []}]}]},
+               "data[0].paragraphs[0] has no 'qas' list"),
+}
+for _name, (_document, _) in NOT_SQUAD.items():
+    train_input("test_json_that_is_not_squad", task_flags=SPAN_QA_FLAGS)(squad_input(_document))
+    TRAIN_INPUTS[_name] = TRAIN_INPUTS.pop("prepare")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOT_SQUAD)
+def test_json_that_is_not_squad(train_runs, name):
+    assert_squad_refused(train_runs[name].result(), NOT_SQUAD[name][1], "(expected {\"data\": [{\"paragraphs\"")
+
+
+@train_input("test_answer_start_that_does_not_hold_its_text", task_flags=SPAN_QA_FLAGS)
+def answer_start_off_by_two(work, tiny_data_dir, bert_vocab):
+    return squad_input(squad_document(start=CONTEXT.find("the lazy dog") + 2))(work, tiny_data_dir, bert_vocab)
+
+
+@pytest.mark.slow
+def test_answer_start_that_does_not_hold_its_text(train_runs):
+    assert_squad_refused(
+        train_runs["answer_start_off_by_two"].result(),
+        "data[0].paragraphs[0].qas[0] (id q1): answer_start 33 does not hold the answer 'the lazy dog' "
+        "(the context there reads 'e lazy dog n'); correct answer_start",
+    )
+
+
+@train_input("test_question_longer_than_the_window", task_flags=SPAN_QA_FLAGS)
+def question_of_twenty_words(work, tiny_data_dir, bert_vocab):
+    document = squad_document(question=" ".join(["the"] * 20) + " ?")
+    return squad_input(document, "--max-seq-length 16")(work, tiny_data_dir, bert_vocab)
+
+
+@pytest.mark.slow
+def test_question_longer_than_the_window(train_runs):
+    assert_squad_refused(
+        train_runs["question_of_twenty_words"].result(),
+        "question q1: the question's 21 tokens leave no room for the context in a window of --max-seq-length 16",
+        "raise --max-seq-length or lower --max-query-length",
+    )
+
+
+@train_input("test_empty_context", task_flags=SPAN_QA_FLAGS)
+def empty_context(work, tiny_data_dir, bert_vocab):
+    document = squad_document()
+    document["data"][0]["paragraphs"][0]["context"] = "  "
+    return squad_input(document)(work, tiny_data_dir, bert_vocab)
+
+
+@pytest.mark.slow
+def test_empty_context(train_runs):
+    assert_squad_refused(train_runs["empty_context"].result(), "data[0].paragraphs[0]: empty context")
