@@ -4,6 +4,7 @@ fairseq-validate and through the hub's predict."""
 
 import re
 
+import pytest
 import torch
 from fairseq.data import Dictionary
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
@@ -11,6 +12,7 @@ from fairseq.tasks.sentence_prediction import SentencePredictionTask
 from spanbert_fairseq.checkpoint_io import safe_load
 from spanbert_fairseq.data.dictionary import BertDictionary
 from spanbert_fairseq.hub.loading import from_pretrained
+from spanbert_fairseq.interop.export_checkpoint import export_checkpoint
 from spanbert_fairseq.patches import sentence_prediction_dictionary
 from spanbert_fairseq.patches.wrapping import is_patched
 
@@ -60,3 +62,19 @@ def test_hub_predict_and_fairseq_validate_reach_the_same_dev_accuracy(fine_tuned
         assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1))
         correct += labels[int(log_probs.argmax(-1))] == label
     assert round(100.0 * correct / len(rows), 1) == validated
+
+
+def test_the_fine_tuned_checkpoint_exports_as_bert_for_sequence_classification(fine_tuned, glue_task_dir, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    save_dir, _ = fine_tuned
+    report = export_checkpoint(save_dir / "checkpoint_best.pt", tmp_path / "hf")  # vocabulary: the data's input0/
+    assert report.architecture == "BertForSequenceClassification"
+    hf = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "hf")).eval()
+    hub = from_pretrained(save_dir, "checkpoint_best.pt")
+    for line in (glue_task_dir / "dev.tsv").read_text().splitlines()[1:4]:
+        _, first, second, _ = line.split("\t")
+        tokens = hub.encode(first, second)[None]
+        with torch.no_grad():
+            theirs = hf(input_ids=tokens, token_type_ids=hub.token_types(tokens)).logits
+        torch.testing.assert_close(theirs, hub.predict("sentence_classification_head", tokens, return_logits=True),
+                                   atol=1e-5, rtol=1e-4)
