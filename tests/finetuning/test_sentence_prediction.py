@@ -2,10 +2,13 @@
 a pretraining checkpoint restored with its heads left out, and one dev accuracy through
 fairseq-validate and through the hub's predict."""
 
+import os
 import re
+import subprocess
 
 import pytest
 import torch
+import yaml
 from fairseq.data import Dictionary
 from fairseq.tasks.sentence_prediction import SentencePredictionTask
 
@@ -16,7 +19,7 @@ from spanbert_fairseq.interop.export_checkpoint import export_checkpoint
 from spanbert_fairseq.patches import sentence_prediction_dictionary
 from spanbert_fairseq.patches.wrapping import is_patched
 
-from .conftest import BIN, USER_DIR, init_token, run
+from .conftest import BIN, REPO_ROOT, USER_DIR, init_token, run
 
 
 def test_input0_dict_loads_with_bert_ids_and_label_dict_as_fairseq(glue_bin, tmp_path):
@@ -78,3 +81,40 @@ def test_the_fine_tuned_checkpoint_exports_as_bert_for_sequence_classification(f
             theirs = hf(input_ids=tokens, token_type_ids=hub.token_types(tokens)).logits
         torch.testing.assert_close(theirs, hub.predict("sentence_classification_head", tokens, return_logits=True),
                                    atol=1e-5, rtol=1e-4)
+
+
+def test_the_hydra_config_builds_the_fine_tuning_model(glue_bin, pretrained_dir):
+    """recipes/config/finetuning/glue.yaml through fairseq-hydra-train's own steps, up to the model."""
+    from fairseq import tasks
+    from fairseq.dataclass.configs import FairseqConfig
+    from fairseq.dataclass.initialize import add_defaults
+    from omegaconf import OmegaConf
+
+    sentence_prediction_dictionary.install()
+    config = yaml.safe_load((REPO_ROOT / "recipes" / "config" / "finetuning" / "glue.yaml").read_text())
+    config.pop("hydra")
+    cfg = OmegaConf.merge(OmegaConf.structured(FairseqConfig), config)
+    cfg.task.data, cfg.task.num_classes, cfg.task.init_token = str(glue_bin), 2, init_token(glue_bin)
+    cfg.checkpoint.restore_file, cfg.model._name = str(pretrained_dir / "checkpoint_last.pt"), "spanbert_tiny"
+    add_defaults(cfg)
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    assert isinstance(task.source_dictionary, BertDictionary)
+    assert list(model.classification_heads) == ["sentence_classification_head"]
+    assert model.encoder.mlm_head is None and model.cfg.encoder_layers == 2
+    assert (cfg.dataset.batch_size, cfg.optimization.lr, cfg.optimization.max_epoch) == (32, [2e-5], 10)
+
+
+@pytest.mark.slow
+def test_finetune_glue_recipe_ends_with_its_summary_line(glue_task_dir, pretrained_dir, tmp_path):
+    env = {"EPOCHS": "1", "PATH": f"{BIN}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", REPO_ROOT / "recipes" / "finetune_glue.sh", glue_task_dir, pretrained_dir,
+                           tmp_path / "out"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    last = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(rf"finetune_glue\.sh: RTE dev accuracy [\d.]+ \(best of 1 epochs, 5 updates\) from "
+                        rf"{re.escape(str(pretrained_dir))}/checkpoint_\w+\.pt -> {re.escape(str(tmp_path))}/out/"
+                        rf"checkpoints/checkpoint_best\.pt \(data .*\), \d+ s", last), last
+    assert (tmp_path / "out" / "checkpoints" / "checkpoint_best.pt").is_file()
