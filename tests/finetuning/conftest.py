@@ -25,13 +25,16 @@ def run(argv, timeout=300):
 
 
 def rte_rows(words, count, seed):
-    """A learnable RTE-format task: sentence2 is a piece of sentence1 (entailment) or other words."""
+    """A learnable RTE-format task that only a model reading the pair as BERT does can learn: the
+    label says which sentence holds the marker word (words[0]), sentence 2 (entailment) or 1."""
     rng = random.Random(seed)
+    marker, words = words[0], words[1:]
     rows = []
     for i in range(count):
-        first = rng.sample(words, 6)
+        first, second = rng.sample(words, 5), rng.sample(words, 3)
         entailed = rng.random() < 0.5
-        second = first[1:4] if entailed else rng.sample(words, 3)
+        holder = second if entailed else first
+        holder.insert(rng.randrange(len(holder) + 1), marker)
         rows.append(f"{i}\t{' '.join(first)}\t{' '.join(second)}\t{'entailment' if entailed else 'not_entailment'}")
     return rows
 
