@@ -45,6 +45,7 @@ setup(
     entry_points={
         "console_scripts": [
             "spanbert-preprocess = spanbert_preprocess.cli:main",
+            "spanbert-glue = spanbert_preprocess.glue:main",
             "spanbert-import = spanbert_fairseq.interop.import_checkpoint:main",
             "spanbert-export = spanbert_fairseq.interop.export_checkpoint:main",
             "spanbert-eval = spanbert_fairseq.evaluation.cli:main",

@@ -171,7 +171,9 @@ def find_vocabulary_dir(checkpoint, cfg, data_dir=None, how="give the directory 
         candidates.append((os.path.abspath(data_dir), "the given data directory"))
     task = cfg.get("task") if cfg is not None else None
     if task is not None and task.get("data"):
-        candidates.append((utils.split_paths(task.get("data"))[0], "the data the checkpoint was trained on"))
+        data = utils.split_paths(task.get("data"))[0]
+        candidates.append((data, "the data the checkpoint was trained on"))
+        candidates.append((os.path.join(data, "input0"), "its input0/, sentence_prediction's layout"))
     for directory, _ in candidates:
         if vocabulary_file(directory) is not None:
             return directory

@@ -155,6 +155,17 @@ class Vocabulary:
             f.write("".join(s + "\n" for s in self.symbols))
 
 
+def lists_every_special(path):
+    """Whether the vocabulary file at `path` lists all five specials by name (either spelling).
+
+    A BERT-layout dict.txt / vocab.txt (ids = line numbers) does; a fairseq dict.txt never lists
+    <s> <pad> </s> <unk> (fairseq prepends them, and refuses a file that repeats them), nor does a
+    label dict.txt.
+    """
+    tokens = {_parse_vocab_line(line)[0] for line in _read_lines(path)}
+    return all(any(name in tokens for name in names) for names in SPECIAL_TOKENS.values())
+
+
 def _read_lines(path):
     if not os.path.isfile(path):
         raise VocabularyError(f"vocabulary file not found: {path}")

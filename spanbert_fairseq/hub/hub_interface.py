@@ -85,6 +85,24 @@ class SpanBertHubInterface(nn.Module):
         with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
             return self.model.extract_features(tokens, return_all_hiddens, token_types=self.token_types(tokens))
 
+    def register_classification_head(self, name, num_classes=None, inner_dim=None, kind="sentence", **kwargs):
+        """RoBERTa's: a new head on the model (docs/DESIGN.md, "Heads"), in the hub's mode."""
+        self.model.register_classification_head(name, num_classes, inner_dim, kind=kind, **kwargs)
+        self.model.classification_heads[name].to(self.device)
+
+    def predict(self, head, tokens, return_logits=False):
+        """1-D or B x T ids -> head `head`'s log-probabilities (RoBERTa's): B x num_classes for a
+        sentence head; B x T x 2 for a span head (start and end, each over the positions).
+        return_logits: the logits instead."""
+        if tokens.dim() == 1:
+            tokens = tokens.unsqueeze(0)
+        self._check_length(tokens)
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            logits, _ = self.model(tokens.to(self.device), classification_head_name=head)
+        if return_logits:
+            return logits
+        return logits.log_softmax(dim=-1 if self.model.classification_heads[head].kind == "sentence" else -2)
+
     @torch.no_grad()
     def fill_mask(self, masked_input, topk=5):
         """Text with one `[MASK]` (or `<mask>`) -> the `topk` fillings as (filled text, probability,

@@ -74,7 +74,8 @@ class SpanBertModelConfig(FairseqDataclass):
         default=200, metadata={"help": "size of the SBO head's relative-position embedding"}
     )
     # The task's --max-pair-targets: the batches' pair targets and the SBO position table agree.
-    max_pair_targets: int = II("task.max_pair_targets")
+    # None under a task without the flag (sentence_prediction), which builds no SBO head.
+    max_pair_targets: Optional[int] = II("oc.select:task.max_pair_targets,null")
     compile: bool = field(
         default=False,
         metadata={"help": "torch.compile the encoder body and heads (in place: same state-dict keys); "

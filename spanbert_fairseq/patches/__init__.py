@@ -15,12 +15,13 @@ from . import (
     quiet_warnings,
     resume_fallback,
     safe_loading,
+    sentence_prediction_dictionary,
     torchrun_launch,
 )
 
 # Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks,
-# fairseq's internal noise filtered.
-COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch, quiet_warnings)
+# fairseq's internal noise filtered, sentence_prediction reads BERT ids.
+COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch, quiet_warnings, sentence_prediction_dictionary)
 # Training only: crash-safe checkpoint files, resume fallback and finished runs, signals, CPU fp16,
 # logging backends checked at start.
 TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16, logging_backends)

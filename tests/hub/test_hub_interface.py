@@ -226,3 +226,19 @@ def test_extract_features_all_layers_and_gradients_only_in_train_mode(model_dir)
     assert hub.model.encoder.bert.embeddings.word_embeddings.weight.grad is not None
     hub.eval()
     assert not hub.extract_features(tokens).requires_grad
+
+
+def test_register_classification_head_and_predict_as_robertas(trained_save_dir):
+    hub = SpanBertModel.from_pretrained(trained_save_dir, "checkpoint_best.pt")
+    hub.register_classification_head("mnli", num_classes=3)
+    hub.register_classification_head("squad", kind="span")
+    tokens = hub.encode("The return statement leaves the function.", "It returns.")
+    log_probs = hub.predict("mnli", tokens)
+    assert log_probs.shape == (1, 3)
+    torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(1))
+    torch.testing.assert_close(hub.predict("mnli", tokens), log_probs)  # eval mode: the new head has no dropout
+    logits = hub.predict("mnli", tokens, return_logits=True)
+    torch.testing.assert_close(logits.log_softmax(-1), log_probs)
+    span = hub.predict("squad", tokens)  # start and end, each a distribution over the positions
+    assert span.shape == (1, len(tokens), 2)
+    torch.testing.assert_close(span.exp().sum(1), torch.ones(1, 2))

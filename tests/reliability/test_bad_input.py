@@ -320,6 +320,37 @@ def test_vocab_with_duplicate_entries(tmp_path, bert_vocab):
     assert_nothing_written(tmp_path, vocab, text)
 
 
+# ================================================================= GLUE TSVs (spanbert-glue)
+
+RTE_HEADER = "index\tsentence1\tsentence2\tlabel"
+
+
+def write_rte(directory, train_rows, dev_rows):
+    directory.mkdir()
+    for name, rows in (("train.tsv", train_rows), ("dev.tsv", dev_rows)):
+        (directory / name).write_text("\n".join([RTE_HEADER, *rows]) + "\n", encoding="utf-8")
+    return directory
+
+
+def test_glue_row_with_the_wrong_number_of_columns(tmp_path, bert_vocab):
+    train = [f"0\t{sentence(0)}\t{sentence(1)}\tentailment", f"1\t{sentence(2)}\tnot_entailment"]
+    rte = write_rte(tmp_path / "RTE", train, [f"0\t{sentence(3)}\t{sentence(4)}\tentailment"])
+    run = run_command([BIN / "spanbert-glue", rte, "--vocab", bert_vocab, "--destdir", tmp_path / "out"])
+    assert_input_error(run, "spanbert-glue", f"spanbert-glue: error: {rte / 'train.tsv'}:3: 3 tab-separated "
+                       "columns, the header has 4")
+    assert_nothing_written(tmp_path, rte)
+
+
+def test_glue_dev_label_that_train_never_saw(tmp_path, bert_vocab):
+    rte = write_rte(tmp_path / "RTE", [f"{i}\t{sentence(i)}\t{sentence(i + 1)}\t{label}"
+                                       for i, label in enumerate(["entailment", "not_entailment"])],
+                    [f"0\t{sentence(3)}\t{sentence(4)}\tentailment", f"1\t{sentence(5)}\t{sentence(6)}\tneutral"])
+    run = run_command([BIN / "spanbert-glue", rte, "--vocab", bert_vocab, "--destdir", tmp_path / "out"])
+    assert_input_error(run, "spanbert-glue", f"spanbert-glue: error: {rte / 'dev.tsv'}:3: label 'neutral' never "
+                       f"occurs in {rte / 'train.tsv'} (its labels: entailment, not_entailment)")
+    assert_nothing_written(tmp_path, rte)
+
+
 # ================================================================= dict.txt and checkpoints against the binaries
 
 # fairseq-train loads the valid split before the train split; the expectations below are computed
