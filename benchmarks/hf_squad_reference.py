@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ def span_qa_side(args, work, train, dev):
            "MAX_LEN": str(args.max_len), "STRIDE": str(args.stride), "SEED": str(args.seed), "NUM_WORKERS": "1",
            "PATH": f"{benchlib.VENV_BIN}:{os.environ['PATH']}"}
     out = work / "span_qa"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run: the recipe would resume a checkpoint_last.pt left there
     started = time.perf_counter()
     proc = subprocess.run(["bash", str(benchlib.REPO_ROOT / "recipes" / "finetune_squad.sh"), str(model_dir),
                            str(train), str(dev), str(out)], env=env, capture_output=True, text=True)
