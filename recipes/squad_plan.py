@@ -31,8 +31,10 @@ def main(argv):
     tokenizer = load_text_tokenizer(vocab_dir, dictionary)
     params = WindowParams(max_seq_length=int(max_len), doc_stride=int(stride))
     questions, _ = read_questions(train_json, argv[6] if len(argv) == 7 else "squad")
-    count = sum(len(windows(encode_question(q, tokenizer, dictionary, params, f"{train_json}: question {q.qid}"),
-                            params)) for q in questions)
+    contexts, count = {}, 0
+    for q in questions:
+        encoded = encode_question(q, tokenizer, dictionary, params, f"{train_json}: question {q.qid}", contexts)
+        count += len(windows(encoded, params))
     print(checkpoint)
     print(vocab_dir)
     print(" ".join(arch_flags(model_args_of(state["cfg"]))))

