@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from spanbert_text.files import fsync_path
+from spanbert_text.files import fsync_directory, fsync_path
 from spanbert_text.mmap_index import best_fitting_int_dtype, write_index
 from spanbert_text.vocabulary import Vocabulary, VocabularyError
 
@@ -154,7 +154,7 @@ class StagedOutput:
             for name in names:
                 fsync_path(os.path.join(directory, name))
         self._move_into_place()
-        fsync_path(os.path.dirname(self.destination))
+        fsync_directory(os.path.dirname(self.destination))
 
     def _move_into_place(self):
         dest = self.destination
