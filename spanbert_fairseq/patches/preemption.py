@@ -32,9 +32,9 @@ from .wrapping import wrap
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
-# A Ctrl-C in a terminal reaches torchrun and its workers, and torchrun forwards it within
-# milliseconds: a SIGINT this soon after the first is that copy, not a second press.
-FORWARDED_WITHIN_S = 1.0
+# A Ctrl-C in a terminal reaches torchrun and its workers, and torchrun forwards it within a
+# millisecond or two (measured): a SIGINT this soon after the first is that copy, not a second press.
+FORWARDED_WITHIN_S = 0.25
 INTERRUPTED_STATUS = 130
 
 

@@ -71,7 +71,7 @@ def test_a_second_ctrl_c_stops_at_once(tiny_data_dir, tmp_path):
     assert launch.wait_for_update(3), launch.output[-3000:]
     launch.send(signal.SIGINT)
     assert launch.wait_for_line(lambda line: "received SIGINT" in line), launch.output[-3000:]
-    time.sleep(1.0)  # a copy within FORWARDED_WITHIN_S is torchrun's forwarding, not a second press
+    time.sleep(0.3)  # a copy within FORWARDED_WITHIN_S (0.25 s) is torchrun's forwarding, not a second press
     launch.send(signal.SIGINT)
     assert launch.finish() == -signal.SIGINT, launch.output[-3000:]
     assert "Traceback" not in launch.output
@@ -92,6 +92,32 @@ def test_a_repeated_sigterm_is_the_same_stop(tiny_data_dir, tmp_path):
     assert launch.output.count("received SIGTERM") == 1
     seconds = float(STOP_TIME.search(launch.output).group(1))
     assert 0 < seconds < 30, launch.output[-3000:]  # torchrun's SIGKILL grace
+
+
+def test_only_a_later_second_ctrl_c_escalates(monkeypatch):
+    """The handler alone, on a fake clock: repeats of SIGTERM / SIGUSR1 never escalate; a SIGINT within
+    FORWARDED_WITHIN_S of the first (torchrun forwarding it) does not; one after it does."""
+    from spanbert_fairseq.patches import preemption
+
+    now, escalated = [100.0], []
+    monkeypatch.setattr(preemption.time, "time", lambda: now[0])
+    monkeypatch.setattr(preemption.signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(preemption.signal, "raise_signal", escalated.append)
+    monkeypatch.setattr(preemption._StopRequest, "training_pid", os.getpid())
+    for first, repeats in ((signal.SIGTERM, (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)), (signal.SIGINT, ())):
+        monkeypatch.setattr(preemption._StopRequest, "signum", None)
+        preemption._on_stop_signal(first, None)
+        assert preemption._StopRequest.signum == first and preemption._StopRequest.requested_at == now[0]
+        for signum in repeats:
+            now[0] += 5.0
+            preemption._on_stop_signal(signum, None)
+        assert escalated == []
+    now[0] += preemption.FORWARDED_WITHIN_S / 2
+    preemption._on_stop_signal(signal.SIGINT, None)
+    assert escalated == []
+    now[0] += preemption.FORWARDED_WITHIN_S
+    preemption._on_stop_signal(signal.SIGINT, None)
+    assert escalated == [signal.SIGINT]
 
 
 def free_port():
@@ -136,7 +162,7 @@ def test_a_signal_to_one_rank_stops_all_ranks_at_the_same_update(tiny_data_dir, 
     assert saved_updates(tmp_path / "checkpoint_last.pt") == stops[0] < MAX_UPDATE
 
 
-# torchrun turns the SIGTERM it got into its own SignalException (a traceback), and exits 1 once its
+# torchrun turns a signal it handles into its own SignalException (a traceback), and exits 1 once its
 # workers have exited; the workers' saves are what the test checks.
 TORCHRUN_STATUS_AFTER_SIGTERM = 1
 TORCHRUN_UPDATES = 8  # short: three 2-rank launches
@@ -177,3 +203,20 @@ def test_sigterm_to_torchrun_and_every_worker_saves_once_and_resumes_exactly(tin
     diff = differing_tensors(want["model"], got["model"]) + differing_tensors(
         want["last_optimizer_state"], got["last_optimizer_state"])
     assert not diff, f"{len(diff)} tensors differ after stop/resume under torchrun, e.g. {diff[:3]}"
+
+
+@pytest.mark.slow
+def test_sigusr1_to_torchrun_reaches_the_workers_with_the_recipes_settings(tiny_data_dir, tmp_path):
+    """SLURM's --signal=USR1 to torchrun alone: with the recipes' PET_SIGNALS_TO_HANDLE torchrun forwards
+    it to its workers, which save (torchrun's default list lacks SIGUSR1: it would die of it, status -10)."""
+    os.environ["PET_SIGNALS_TO_HANDLE"] = "SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1"  # recipes/common.sh
+    try:
+        launch = Launch(torchrun_command(tiny_data_dir, tmp_path, TORCHRUN_UPDATES))
+    finally:
+        del os.environ["PET_SIGNALS_TO_HANDLE"]
+    assert launch.wait_for_update(3), launch.output[-3000:]
+    launch.send(signal.SIGUSR1)
+    assert launch.finish() == TORCHRUN_STATUS_AFTER_SIGTERM, launch.output[-3000:]
+    assert launch.output.count("received SIGUSR1") == 2, launch.output[-3000:]
+    stops = {int(m) for m in STOPPED_AT.findall(launch.output)}
+    assert len(stops) == 1 and saved_updates(tmp_path / "checkpoint_last.pt") == stops.pop() < TORCHRUN_UPDATES
