@@ -14,14 +14,15 @@ import tempfile
 
 import numpy as np
 
-from spanbert_text.files import fsync_path
+from spanbert_text.files import fsync_directory, fsync_path
 from spanbert_text.mmap_index import best_fitting_int_dtype, write_index
+from spanbert_text.split_stamp import write_stamp
 from spanbert_text.vocabulary import Vocabulary, VocabularyError
 
 from . import PreprocessError
 
-OUTPUT_FILES = ("train.bin", "train.idx", "valid.bin", "valid.idx", "train.pieces", "valid.pieces", "vocab.txt",
-                "tokenizer.json", "spm.model")
+OUTPUT_FILES = ("train.bin", "train.idx", "train.stamp.json", "valid.bin", "valid.idx", "valid.stamp.json",
+                "train.pieces", "valid.pieces", "vocab.txt", "tokenizer.json", "spm.model")
 SHARD_DIR = re.compile(r"shard\d+$")
 BOUNDARY = -1  # marks a document-boundary item in an item list
 
@@ -33,10 +34,11 @@ def _concat_ranges(starts, lengths):
 
 
 class DatasetWriter:
-    """One split of one shard: PREFIX.bin and PREFIX.idx."""
+    """One split of one shard: PREFIX.bin, PREFIX.idx and the stamp that lets the reader skip a scan."""
 
     def __init__(self, prefix, dictionary, write_pieces=False):
         self.prefix, self.eos, self.unk = prefix, dictionary.eos(), dictionary.unk()
+        self.vocabulary = dictionary.symbols
         self.dtype = best_fitting_int_dtype(len(dictionary))  # fairseq-preprocess's choice
         self.data = open(prefix + ".bin", "wb")
         # PREFIX.pieces: the same text as space-separated word pieces, a blank line between
@@ -85,6 +87,9 @@ class DatasetWriter:
             self.pieces.close()
         sizes = np.concatenate(self.sizes) if self.sizes else np.zeros(0, dtype=np.int32)
         write_index(self.prefix + ".idx", self.dtype, sizes)
+        written = np.flatnonzero(self.counts)
+        write_stamp(self.prefix, self.vocabulary, len(sizes), int(self.counts.sum()),
+                    int(written[-1]) if len(written) else 0)
 
 
 def existing_symbols(directory):
@@ -154,7 +159,7 @@ class StagedOutput:
             for name in names:
                 fsync_path(os.path.join(directory, name))
         self._move_into_place()
-        fsync_path(os.path.dirname(self.destination))
+        fsync_directory(os.path.dirname(self.destination))
 
     def _move_into_place(self):
         dest = self.destination

@@ -8,6 +8,10 @@
 #                 RDZV_ENDPOINT=host:port [RDZV_ID] (c10d rendezvous; ranks assigned by torchrun);
 #                 run the same command on every node
 #   SLURM         inside sbatch/salloc: one `srun` task per GPU; nodes and ranks from SLURM
+# Stopping: STOP_LEAD_S (default 180) seconds are what a stop request leaves training to finish its
+#   update and save checkpoint_last.pt (docs/reliability.md, "Signals"): srun asks SLURM for SIGUSR1
+#   that long before the time limit (--signal USR1@STOP_LEAD_S), and torchrun forwards SIGUSR1 as well
+#   as SIGTERM to its workers and waits that long before its SIGKILL (its default: 30 s).
 # DRY_RUN=1 prints the command without checking GPUs or running it.
 
 # Exit status as the console scripts: 1 for an input the user can fix, 2 for a wrong command line.
@@ -105,9 +109,15 @@ report_apex() {
 
 # Prints the full command, then runs it (unless DRY_RUN=1).
 launch() {
-  local cmd
+  local cmd lead=${STOP_LEAD_S:-180}
+  [[ $lead =~ ^[0-9]+$ && $lead -gt 0 ]] || die "STOP_LEAD_S must be a number of seconds, not '$lead'"
   case $LAUNCHER in
     torchrun)
+      # torchrun's own settings (ignored by a torchrun too old to know them): forward SIGUSR1 instead
+      # of dying of it, and give the workers the lead to save before the SIGKILL.
+      export PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 TORCH_ELASTIC_SHUTDOWN_TIMEOUT=$lead
+      note "torchrun forwards SIGTERM and SIGUSR1 to the workers and waits ${lead} s for checkpoint_last.pt" \
+        "(PET_SIGNALS_TO_HANDLE=$PET_SIGNALS_TO_HANDLE TORCH_ELASTIC_SHUTDOWN_TIMEOUT=$lead)"
       cmd=(torchrun --nproc-per-node "$GPUS_PER_NODE" --nnodes "$NNODES")
       if [[ -n ${RDZV_ENDPOINT:-} ]]; then
         cmd+=(--rdzv-backend c10d --rdzv-endpoint "$RDZV_ENDPOINT" --rdzv-id "${RDZV_ID:-spanbert}")
@@ -119,7 +129,7 @@ launch() {
       fi
       cmd+=(-m fairseq_cli.train "${TRAIN_ARGS[@]}") ;;
     slurm)
-      cmd=(srun --nodes "$NNODES" --ntasks-per-node "$GPUS_PER_NODE" --ntasks "$WORLD_SIZE"
+      cmd=(srun --nodes "$NNODES" --ntasks-per-node "$GPUS_PER_NODE" --ntasks "$WORLD_SIZE" --signal "USR1@$lead"
            python3 -m fairseq_cli.train "${TRAIN_ARGS[@]}"
            --distributed-world-size "$WORLD_SIZE" --distributed-port "${MASTER_PORT:-29500}") ;;
   esac

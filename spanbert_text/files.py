@@ -2,11 +2,18 @@
 
 Every file the project writes goes through `atomic_path`: write a temporary file in the same
 directory, fsync it, `os.replace` it over the destination (atomic on POSIX), fsync the directory
-so the rename survives a power cut.
+so the rename survives a power cut. Some network and FUSE filesystems refuse to fsync a directory
+(EINVAL, ENOTSUP, EBADF...): the file itself is fsynced before the rename, so that refusal is
+tolerated and the rename is as durable as that filesystem makes it.
 """
 
 import contextlib
+import errno
 import os
+
+# What a filesystem answers when it cannot fsync a directory (network and FUSE mounts: EINVAL;
+# others ENOTSUP/EOPNOTSUPP, or EBADF for a descriptor opened read-only). Any other error is real.
+DIRECTORY_FSYNC_REFUSALS = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
 
 
 def fsync_path(path):
@@ -16,6 +23,15 @@ def fsync_path(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_directory(path):
+    """fsync a directory so a rename in it survives a power cut, where the filesystem allows it."""
+    try:
+        fsync_path(path)
+    except OSError as error:
+        if error.errno not in DIRECTORY_FSYNC_REFUSALS:
+            raise
 
 
 def temporary_path(destination):
@@ -37,7 +53,7 @@ def atomic_path(destination):
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
         raise
-    fsync_path(os.path.dirname(destination))
+    fsync_directory(os.path.dirname(destination))
 
 
 def write_text(destination, text):

@@ -3,6 +3,9 @@
 fairseq's `MMapIndexedDataset` reads one item per call; a block spans many items, so this reader
 exposes the whole `.bin` as a flat token array and checks on load what fairseq's reader assumes:
 the index matches the data file, every id fits the dictionary, every line ends with `eos()`.
+The dictionary check reads the stamp spanbert-preprocess wrote beside the split (constant time,
+and it tells two vocabularies of the same size apart); binaries without one (stock
+fairseq-preprocess) are scanned in full, which the task does on one rank per job.
 """
 
 import logging
@@ -11,6 +14,7 @@ import os
 import numpy as np
 
 from spanbert_text.mmap_index import BinaryDataError, read_index
+from spanbert_text.split_stamp import read_stamp, stamp_path, vocabulary_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +70,37 @@ class TokenFile:
         return state
 
     def check_dictionary(self, dictionary, dict_path="dict.txt"):
-        """Every id below len(dictionary) and every line ending with its eos, else dict.txt does not match."""
+        """dict.txt matches these binaries: by their stamp if they have one, else by a scan."""
+        if not self.check_stamp(dictionary, dict_path):
+            self.scan_ids(dictionary, dict_path)
+
+    def check_stamp(self, dictionary, dict_path="dict.txt"):
+        """True if the split's stamp vouches for dict.txt; False if there is no stamp for these binaries."""
+        stamp = read_stamp(self.prefix)
+        if stamp is None:
+            return False
+        path = stamp_path(self.prefix)
+        if (stamp["lines"], stamp["tokens"]) != (len(self.sizes), self.num_tokens):
+            logger.warning(
+                f"{path} describes {stamp['lines']} lines of {stamp['tokens']} tokens, {self.idx_path} holds "
+                f"{len(self.sizes)} of {self.num_tokens}: the binaries were replaced after spanbert-preprocess "
+                "wrote them; checking every id instead"
+            )
+            return False
+        expected, actual = stamp["vocabulary_sha256"], vocabulary_sha256(dictionary.symbols)
+        if expected != actual or stamp["largest_id"] >= len(dictionary):
+            raise BinaryDataError(
+                f"{self.bin_path} was written with another vocabulary than {dict_path}: {path} records "
+                f"{stamp['vocabulary_size']} entries (sha256 {expected[:12]}), {dict_path} has {len(dictionary)} "
+                f"(sha256 {actual[:12]}); use the dict.txt spanbert-preprocess wrote with these binaries"
+            )
+        return True
+
+    def scan_ids(self, dictionary, dict_path="dict.txt"):
+        """Every id below len(dictionary) and every line ending with its eos, else dict.txt does not match.
+
+        Reads the whole .bin: for binaries without a stamp only."""
+        logger.info(f"{self.bin_path}: checking every id against {dict_path} (no usable spanbert-preprocess stamp)")
         vocab = len(dictionary)
         counts = np.zeros(vocab, dtype=np.int64)
         for lo in range(0, self.num_tokens, _CHECK_CHUNK):

@@ -8,6 +8,7 @@ only where training runs (fairseq-train, fairseq-hydra-train, `python -m fairseq
 
 from . import (
     atomic_checkpoints,
+    broadcast_state,
     cli_errors,
     cpu_fp16,
     logging_backends,
@@ -22,9 +23,9 @@ from . import (
 # Any fairseq command: checkpoints load safely, input errors print as one line, torchrun ranks,
 # fairseq's internal noise filtered, sentence_prediction reads BERT ids.
 COMMAND_PATCHES = (safe_loading, cli_errors, torchrun_launch, quiet_warnings, sentence_prediction_dictionary)
-# Training only: crash-safe checkpoint files, resume fallback and finished runs, signals, CPU fp16,
-# logging backends checked at start.
-TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, preemption, cpu_fp16, logging_backends)
+# Training only: crash-safe checkpoint files, resume fallback and finished runs, the resumed state
+# broadcast to every rank, signals, CPU fp16, logging backends checked at start.
+TRAINING_PATCHES = (atomic_checkpoints, resume_fallback, broadcast_state, preemption, cpu_fp16, logging_backends)
 TRAINING_PROGRAMS = ("train", "hydra_train")
 
 

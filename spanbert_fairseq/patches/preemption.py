@@ -5,8 +5,11 @@ shutdown) or SIGUSR1 (SLURM's `--signal`): either ends the process at once, with
 Ctrl-C (SIGINT) ends it with a long traceback; both lose every update since the last save.
 Fix: the first such signal asks training to save `checkpoint_last.pt` after the current update and
 stop (all ranks at the same update); SIGTERM and SIGUSR1 then exit with status 0 (the scheduler
-requeues), Ctrl-C with 130 and one line saying what was saved. A second identical signal ends the
-process at once.
+requeues), Ctrl-C with 130 and one line saying what was saved. Repeated SIGTERM / SIGUSR1 change
+nothing: under `srun ... torchrun` SLURM signals every process of the step and torchrun forwards
+the signal to its workers again, so a worker sees it twice within milliseconds. Only a second
+Ctrl-C ends the process at once. The time from the request to the saved checkpoint is logged in
+one line, to set against torchrun's SIGKILL grace and SLURM's `--signal` lead (docs/reliability.md).
 A signal sent to the whole process group (Ctrl-C, `kill -TERM -PGID`, a scheduler) also reaches
 the data-loader workers, which exit; torch's SIGCHLD handler would then fail the training process
 before it saves. Once a stop is requested no more data is read (the stop skips validation), so
@@ -19,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import torch
 
@@ -28,28 +32,49 @@ from .wrapping import wrap
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+# A Ctrl-C in a terminal reaches torchrun and its workers, and torchrun forwards it within a
+# millisecond or two (measured): a SIGINT this soon after the first is that copy, not a second press.
+FORWARDED_WITHIN_S = 0.25
 INTERRUPTED_STATUS = 130
 
 
 class _StopRequest:
     signum = None  # the first stop signal received
+    requested_at = None  # time.time() of that signal, or of learning that another rank got one
     training_pid = None  # forked data-loader workers inherit the handler; only this process acts
 
 
 def _on_stop_signal(signum, frame):
     if os.getpid() != _StopRequest.training_pid:
         return
-    if _StopRequest.signum == signum:
-        # Second identical signal: the user (or scheduler) insists; die the default way.
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
-        return
-    _StopRequest.signum = signum
+    if _StopRequest.signum is not None:
+        pressed_again = time.time() - _StopRequest.requested_at >= FORWARDED_WITHIN_S
+        if signum == signal.SIGINT == _StopRequest.signum and pressed_again:
+            # A second Ctrl-C: the user insists; die the default way.
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        return  # the same stop, requested again (SLURM and torchrun both forward it)
+    _StopRequest.signum, _StopRequest.requested_at = signum, time.time()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # workers hit by the same signal may exit now
-    again = "press Ctrl-C again" if signum == signal.SIGINT else "send it again"
+    again = "press Ctrl-C again to stop at once" if signum == signal.SIGINT else "repeats are ignored"
     logger.warning(
-        "received %s: will save checkpoint_last.pt after the current update and stop (%s to stop at once)",
+        "received %s: will save checkpoint_last.pt after the current update and stop (%s)",
         signal.Signals(signum).name, again,
+    )
+
+
+def _clock(timestamp):
+    return time.strftime("%H:%M:%S", time.localtime(timestamp)) + f".{int(timestamp % 1 * 1000):03d}"
+
+
+def _log_stop_time(trainer):
+    """One line on the saving rank: when the stop was asked for, when the checkpoint was saved."""
+    if not trainer.should_save_checkpoint_on_current_rank:
+        return
+    saved_at = time.time()
+    logger.warning(
+        "stop requested at %s, checkpoint_last.pt saved at %s: %.1f s from request to saved checkpoint",
+        _clock(_StopRequest.requested_at), _clock(saved_at), saved_at - _StopRequest.requested_at,
     )
 
 
@@ -62,6 +87,8 @@ def _stop_requested_on_any_rank(trainer):
         flag = torch.tensor([float(requested)], device=trainer.device)
         flag = distributed_utils.all_reduce(flag, group=trainer.data_parallel_process_group)
         requested = flag.item() > 0
+        if requested and _StopRequest.requested_at is None:
+            _StopRequest.requested_at = time.time()
     return requested
 
 
@@ -78,6 +105,7 @@ def _make_validate_and_save(original):
         stop_cfg.optimization.stop_time_hours = 1e-12
         stop_cfg.dataset.disable_validation = True
         result = original(stop_cfg, trainer, task, epoch_itr, valid_subsets, end_of_epoch)
+        _log_stop_time(trainer)
         if _StopRequest.signum == signal.SIGINT:
             print(f"{program_name()}: interrupted at update {updates}; saved checkpoint_last.pt in "
                   f"{cfg.checkpoint.save_dir} (rerun the same command to resume)", file=sys.stderr, flush=True)

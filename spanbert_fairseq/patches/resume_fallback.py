@@ -7,7 +7,10 @@ Defects (fairseq/checkpoint_utils.py: load_checkpoint; fairseq_cli/train.py):
   the limit only after a step), rewrites its checkpoints and reports success.
 Fix: the resume falls back to the newest readable `checkpoint*.pt` in the save directory and says
 which; a checkpoint at --max-update (or past --max-epoch) ends the command at once, with status 0
-and a line saying the run is complete.
+and a line saying the run is complete. The whole-file check runs where fairseq reads the checkpoint:
+on data-parallel rank 0 only (Trainer.load_checkpoint reads it there and broadcasts the state), which
+then tells the other ranks which file to resume from; on every rank only when fairseq loads on every
+rank (--load-checkpoint-on-all-dp-ranks, sharded FSDP state).
 """
 
 import copy
@@ -63,19 +66,45 @@ def _resume_path(cfg, trainer):
     return cfg.restore_file
 
 
-def _readable_resume_cfg(cfg, trainer):
-    """cfg itself, or a copy whose restore_file is the newest readable checkpoint."""
+def _fallback(cfg, trainer):
+    """(the checkpoint to resume from instead of cfg's, or None; an error message, or None)."""
     path = _resume_path(cfg, trainer)
     if not os.path.isfile(path) or is_readable_checkpoint(path):
-        return cfg
+        return None, None
     fallback = newest_readable_checkpoint(os.path.dirname(path) or ".", exclude=path)
     if fallback is None:
-        raise UserInputError(
-            f"cannot resume: checkpoint {path} is truncated or corrupt and no other readable "
-            f"checkpoint*.pt is in {os.path.dirname(path) or '.'}; delete it to start afresh"
-        )
+        return None, (f"cannot resume: checkpoint {path} is truncated or corrupt and no other readable "
+                      f"checkpoint*.pt is in {os.path.dirname(path) or '.'}; delete it to start afresh")
     logger.warning("checkpoint %s is truncated or corrupt; resuming from %s, the newest readable checkpoint",
                    path, fallback)
+    return fallback, None
+
+
+def _loads_on_rank_0_only(trainer):
+    """Whether fairseq's Trainer.load_checkpoint reads the file on rank 0 alone (its own conditions)."""
+    if trainer.data_parallel_world_size == 1:
+        return False
+    cfg = trainer.cfg
+    on_all_ranks = (cfg.checkpoint.load_checkpoint_on_all_dp_ranks or trainer.tpu
+                    or (trainer.is_fsdp and cfg.distributed_training.use_sharded_state)
+                    or getattr(cfg.model, "base_layers", 0) > 0)
+    return not on_all_ranks
+
+
+def _readable_resume_cfg(cfg, trainer):
+    """cfg itself, or a copy whose restore_file is the newest readable checkpoint."""
+    if _loads_on_rank_0_only(trainer):
+        from fairseq.distributed import utils as distributed_utils
+
+        decision = _fallback(cfg, trainer) if trainer.data_parallel_rank == 0 else None
+        fallback, error = distributed_utils.broadcast_object(
+            decision, src_rank=0, group=trainer.data_parallel_process_group, dist_device=trainer.device)
+    else:
+        fallback, error = _fallback(cfg, trainer)
+    if error is not None:
+        raise UserInputError(error)
+    if fallback is None:
+        return cfg
     fallback_cfg = copy.deepcopy(cfg)
     fallback_cfg.restore_file = fallback
     return fallback_cfg

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch.distributed as dist
 from fairseq import utils
 from fairseq.data import SortDataset, data_utils
 from fairseq.dataclass import FairseqDataclass
@@ -13,6 +14,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING
 
 from spanbert_text.errors import UserInputError
+from spanbert_text.mmap_index import BinaryDataError
 
 from ..data.binaries import TokenFile
 from ..data.block_dataset import DocumentBlockDataset
@@ -44,6 +46,27 @@ SpanBertConfig = dataclasses.make_dataclass(
     bases=(_DataFlags,),
     namespace={"__module__": __name__, "__doc__": "The span_bert task's flags."},
 )
+
+
+def _on_one_rank(check):
+    """Run `check` (which raises a UserInputError or returns) on rank 0 only; every rank raises its error.
+
+    The data is on storage every rank shares: one read of a whole .bin per job, not one per rank.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        check()
+        return
+    failure, message = None, [None]
+    if dist.get_rank() == 0:
+        try:
+            check()
+        except Exception as error:  # noqa: BLE001 - every rank must hear of it, or the others wait forever
+            failure, message[0] = error, str(error)
+    dist.broadcast_object_list(message, src=0)  # the other ranks wait here for rank 0's verdict
+    if failure is not None:
+        raise failure
+    if message[0] is not None:
+        raise BinaryDataError(message[0])
 
 
 @register_task("span_bert", dataclass=SpanBertConfig)
@@ -81,7 +104,9 @@ class SpanBertTask(FairseqTask):
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
         tokens = TokenFile(os.path.join(data_path, split))
-        tokens.check_dictionary(self.dictionary, os.path.join(paths[0], "dict.txt"))
+        dict_path = os.path.join(paths[0], "dict.txt")
+        if not tokens.check_stamp(self.dictionary, dict_path):
+            _on_one_rank(lambda: tokens.scan_ids(self.dictionary, dict_path))
         blocks = DocumentBlockDataset(tokens, self.cfg.tokens_per_sample - 2)
         counts = blocks.stats
         if counts["blocks"] == 0:

@@ -188,3 +188,81 @@ def test_dict_of_another_vocabulary_of_the_same_size_is_flagged(data_copy, caplo
     with caplog.at_level(logging.WARNING, logger="spanbert_fairseq.data.binaries"):
         tokens.check_dictionary(other, "other/dict.txt")
     assert "do not resemble other/dict.txt's counts" in caplog.text and "another vocabulary" in caplog.text
+
+
+# --- the split stamp spanbert-preprocess writes ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def stamped_data(tmp_path_factory, bert_vocab, stdlib_documents):
+    """spanbert-preprocess output (stamps beside the splits) for a few real documents."""
+    from spanbert_preprocess.cli import main
+
+    work = tmp_path_factory.mktemp("stamped")
+    text = "\n\n".join("\n".join(doc[:4]) for doc in stdlib_documents[:12]) + "\n"
+    (work / "corpus.txt").write_text(text, encoding="utf-8")
+    assert main([str(work / "corpus.txt"), "--vocab", str(bert_vocab), "--valid-fraction", "0.2", "--workers", "1",
+                 "--destdir", str(work / "data")]) == 0
+    return work / "data"
+
+
+@pytest.fixture
+def stamped_copy(stamped_data, tmp_path):
+    shutil.copytree(stamped_data, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def never_scanned(monkeypatch):
+    def scan_ids(self, dictionary, dict_path="dict.txt"):
+        raise AssertionError(f"{self.bin_path} was scanned although its stamp says all")
+
+    monkeypatch.setattr(TokenFile, "scan_ids", scan_ids)
+
+
+def test_a_stamp_checks_the_dictionary_without_reading_the_bin(stamped_copy, monkeypatch):
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    never_scanned(monkeypatch)
+    dictionary = BertDictionary.load(str(stamped_copy / "dict.txt"))
+    for split in ("train", "valid"):
+        tokens = TokenFile(str(stamped_copy / split))
+        tokens.check_dictionary(dictionary, str(stamped_copy / "dict.txt"))
+        assert tokens._tokens is None  # the .bin was never even mapped
+
+
+def test_a_stamp_refuses_another_vocabulary_of_the_same_size(stamped_copy, monkeypatch):
+    """Two word pieces trade ids: same size, same specials, every id in range. No scan can see it."""
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    never_scanned(monkeypatch)
+    lines = (stamped_copy / "dict.txt").read_text(encoding="utf-8").split("\n")
+    lines[2000], lines[2001] = lines[2001], lines[2000]
+    (stamped_copy / "dict.txt").write_text("\n".join(lines), encoding="utf-8")
+    other = BertDictionary.load(str(stamped_copy / "dict.txt"))
+    with pytest.raises(BinaryDataError) as refused:
+        TokenFile(str(stamped_copy / "train")).check_dictionary(other, str(stamped_copy / "dict.txt"))
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith(f"{stamped_copy}/train.bin was written with another vocabulary than "
+                              f"{stamped_copy}/dict.txt: {stamped_copy}/train.stamp.json records {len(other)} entries")
+    assert message.endswith("use the dict.txt spanbert-preprocess wrote with these binaries")
+
+
+def test_a_stamp_of_replaced_binaries_falls_back_to_the_scan(stamped_copy, caplog):
+    import logging
+
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    shutil.copy(stamped_copy / "valid.stamp.json", stamped_copy / "train.stamp.json")  # describes other binaries
+    tokens = TokenFile(str(stamped_copy / "train"))
+    with caplog.at_level(logging.INFO, logger="spanbert_fairseq.data.binaries"):
+        tokens.check_dictionary(BertDictionary.load(str(stamped_copy / "dict.txt")))
+    assert "the binaries were replaced after spanbert-preprocess wrote them; checking every id" in caplog.text
+    assert "checking every id against" in caplog.text and tokens._tokens is not None
+
+
+def test_an_unreadable_stamp_names_the_file(stamped_copy):
+    from spanbert_fairseq.data.dictionary import BertDictionary
+
+    (stamped_copy / "train.stamp.json").write_text("{not json")
+    with pytest.raises(BinaryDataError, match=r"train\.stamp\.json: unreadable split stamp .*delete it"):
+        TokenFile(str(stamped_copy / "train")).check_dictionary(BertDictionary.load(str(stamped_copy / "dict.txt")))

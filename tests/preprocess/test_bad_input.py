@@ -93,7 +93,7 @@ def test_forced_rewrite_replaces_old_shards_and_keeps_other_files(tmp_path, bert
     (out / "notes.md").write_text("mine")
     assert run_cli(corpus, "--vocab", bert_vocab, "--destdir", out).code == 0
     assert sorted(os.listdir(out)) == sorted(
-        ["notes.md", "dict.txt", "train.bin", "train.idx", "vocab.txt", "tokenizer.json"]
+        ["notes.md", "dict.txt", "train.bin", "train.idx", "train.stamp.json", "vocab.txt", "tokenizer.json"]
     )
 
 

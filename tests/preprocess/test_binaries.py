@@ -17,6 +17,7 @@ EOS = 3
 class FakeDictionary:
     def __init__(self, size):
         self.size = size
+        self.symbols = [f"piece{i}" for i in range(size)]  # what the split stamp hashes
 
     def __len__(self):
         return self.size

@@ -410,6 +410,33 @@ def test_dict_whose_sep_is_elsewhere_does_not_match_the_binaries(train_runs, tin
     assert error in [expected(split) for split in SPLITS], (error, [expected(s) for s in SPLITS])
 
 
+@train_input("test_dict_of_another_vocabulary_of_the_same_size")
+def dict_with_two_pieces_swapped(work, tiny_data_dir, bert_vocab):
+    text = work / "corpus.txt"
+    text.write_text(corpus(), encoding="utf-8")
+    data = work / "data"
+    made = preprocess(text, "--vocab", bert_vocab, "--valid", text, "--workers", "1", "--destdir", data)
+    assert made.returncode == 0, made.stderr
+    lines = dict_lines(data)
+    lines[2000], lines[2001] = lines[2001], lines[2000]  # same size, same specials: every id still fits
+    write_dict(data, lines)
+    return data, [], {}
+
+
+@pytest.mark.slow
+def test_dict_of_another_vocabulary_of_the_same_size(train_runs):
+    """spanbert-preprocess's stamp records the vocabulary's hash: two pieces trading ids are caught."""
+    run = train_runs["dict_with_two_pieces_swapped"].result()
+    data = Path(run.data)
+    size = len(dict_lines(data))
+    error = assert_input_error(run.process, "fairseq-train")
+    expected = [(f"fairseq-train: error: {data / split}.bin was written with another vocabulary than "
+                 f"{data / 'dict.txt'}: {data / split}.stamp.json records {size} entries (sha256 ") for split in SPLITS]
+    assert any(error.startswith(e) for e in expected), (error, expected)
+    assert f"{data / 'dict.txt'} has {size} (sha256 " in error
+    assert error.endswith("use the dict.txt spanbert-preprocess wrote with these binaries")
+
+
 @pytest.mark.slow
 def test_checkpoint_whose_vocabulary_size_differs_from_the_data(tiny_data_dir, tmp_path, uninterrupted_dir):
     """--restore-file of a run on the tiny data, onto a copy whose dict.txt has 7 more entries."""

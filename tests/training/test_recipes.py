@@ -64,6 +64,18 @@ def test_multi_node_torchrun_and_slurm(data_dir):
     assert "--memory-efficient-fp16" in slurm and flag(slurm, "--update-freq") == "4"
 
 
+def test_stop_lead_reaches_srun_and_torchrun(data_dir):
+    """The seconds a stop request leaves for the save: SLURM's SIGUSR1 lead, torchrun's grace before SIGKILL."""
+    slurm = printed_command(recipe("pretrain_large.sh", data_dir, {
+        "DRY_RUN": "1", "GPUS_PER_NODE": "8", "SLURM_JOB_ID": "1", "SLURM_NTASKS": "16", "SLURM_JOB_NUM_NODES": "2"}))
+    assert flag(slurm, "--signal") == "USR1@180"
+    torchrun = recipe("pretrain_large.sh", data_dir, {"DRY_RUN": "1", "GPUS_PER_NODE": "8", "STOP_LEAD_S": "300"})
+    assert "PET_SIGNALS_TO_HANDLE=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1 TORCH_ELASTIC_SHUTDOWN_TIMEOUT=300" \
+        in torchrun.stderr
+    bad = recipe("pretrain_base.sh", data_dir, {"DRY_RUN": "1", "GPUS_PER_NODE": "8", "STOP_LEAD_S": "3m"})
+    assert bad.returncode == 1 and "STOP_LEAD_S must be a number of seconds, not '3m'" in bad.stderr
+
+
 def test_extra_arguments_come_last_and_override(data_dir):
     result = recipe("pretrain_base.sh", data_dir, {"DRY_RUN": "1", "GPUS_PER_NODE": "1"}, ["--lr", "1e-3"])
     assert printed_command(result)[-2:] == ["--lr", "1e-3"]
