@@ -40,7 +40,7 @@ mapfile -t FOUND < <(python3 - "$PRETRAINED" <<'EOF'
 import sys
 from spanbert_fairseq.checkpoint_io import find_vocabulary_dir, load_span_bert_checkpoint, vocabulary_file
 from spanbert_fairseq.hub.loading import find_checkpoint
-from spanbert_fairseq.interop.span_bert_checkpoint import arch_flags, model_args_of
+from spanbert_fairseq.interop.span_bert_checkpoint import fine_tuning_arch_flags, model_args_of
 from spanbert_text.errors import UserInputError
 
 try:
@@ -49,9 +49,7 @@ try:
     vocab = vocabulary_file(find_vocabulary_dir(path, cfg, how="put the dict.txt it was trained with beside it"))
 except UserInputError as e:
     sys.exit(f"finetune_glue.sh: error: {e}")
-# The SBO head's sizes are pretraining flags, not sentence_prediction's.
-args = {k: v for k, v in model_args_of(cfg).items() if k not in ("max_pair_targets", "sbo_position_dim")}
-print(path, vocab, " ".join(arch_flags(args)), sep="\n")
+print(path, vocab, " ".join(fine_tuning_arch_flags(model_args_of(cfg))), sep="\n")
 EOF
 ) || exit 1
 [[ ${#FOUND[@]} -eq 3 ]] || exit 1

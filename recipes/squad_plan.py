@@ -13,7 +13,7 @@ import sys
 from spanbert_fairseq.checkpoint_io import find_vocabulary_dir, load_span_bert_checkpoint, vocabulary_file
 from spanbert_fairseq.data.dictionary import BertDictionary
 from spanbert_fairseq.hub.loading import find_checkpoint
-from spanbert_fairseq.interop.span_bert_checkpoint import arch_flags, model_args_of
+from spanbert_fairseq.interop.span_bert_checkpoint import fine_tuning_arch_flags, model_args_of
 from spanbert_text.errors import run_cli
 from spanbert_text.qa_windows import WindowParams, encode_question, windows
 from spanbert_text.squad import read_questions
@@ -37,7 +37,7 @@ def main(argv):
         count += len(windows(encoded, params))
     print(checkpoint)
     print(vocab_dir)
-    print(" ".join(arch_flags(model_args_of(state["cfg"]))))
+    print(" ".join(fine_tuning_arch_flags(model_args_of(state["cfg"]))))
     print(count)
     print(int(epochs) * math.ceil(count / int(batch)))
 

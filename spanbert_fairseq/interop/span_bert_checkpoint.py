@@ -39,6 +39,16 @@ def arch_flags(model_args):
     return flags
 
 
+# The SBO head's sizes: pretraining flags (max_pair_targets is the span_bert task's), which a
+# fine-tuning task (sentence_prediction, span_qa) neither accepts nor needs.
+PRETRAINING_ONLY_ARGS = ("max_pair_targets", "sbo_position_dim")
+
+
+def fine_tuning_arch_flags(model_args):
+    """fairseq-train flags that build this architecture for a fine-tuning task."""
+    return arch_flags({k: v for k, v in model_args.items() if k not in PRETRAINING_ONLY_ARGS})
+
+
 def training_cfg(data_dir, model_args):
     """The fairseq config that `fairseq-train data_dir --task span_bert <arch flags>` records."""
     argv = [str(data_dir), "--task", TASK, "--criterion", CRITERION, *arch_flags(model_args)]

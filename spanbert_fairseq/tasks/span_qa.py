@@ -42,9 +42,6 @@ class SpanQAConfig(FairseqDataclass):
     n_best: int = field(default=20, metadata={"help": "start and end candidates per window when decoding"})
     max_answer_length: int = field(default=30, metadata={"help": "the longest answer decoded, in tokens"})
     classification_head_name: str = field(default="span_qa", metadata={"help": "name of the span head"})
-    # The model's config reads this value from the task (model.max_pair_targets); a fine-tuned
-    # model has no SBO head, so it only keeps the pretraining checkpoint's setting on record.
-    max_pair_targets: int = field(default=15, metadata={"help": "the pretraining SBO head's span limit"})
     seed: int = II("common.seed")
 
 
