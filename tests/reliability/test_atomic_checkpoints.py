@@ -88,6 +88,7 @@ def test_a_rerun_after_a_killed_write_overwrites_the_temporary_file(tmp_path):
 
 class _RecordingTrainer:
     checkpoint_suffix = ""
+    data_parallel_world_size = 1  # one process: every rank (this one) checks the file itself
 
     def __init__(self):
         self.loaded = []
