@@ -37,7 +37,8 @@ def span_qa_model(model_dir, seq_len):
 
     utils.import_user_module(argparse.Namespace(user_dir=benchlib.USER_DIR))
     state = load_span_bert_checkpoint(str(model_dir / "model.pt"))
-    argv = [str(model_dir), "--task", "span_qa", "--criterion", "span_qa", *fine_tuning_arch_flags(model_args_of(state["cfg"])),
+    argv = [str(model_dir), "--task", "span_qa", "--criterion", "span_qa",
+            *fine_tuning_arch_flags(model_args_of(state["cfg"])),
             "--max-seq-length", str(seq_len), "--dropout", "0.1", "--attention-dropout", "0.1"]
     cfg = convert_namespace_to_omegaconf(options.parse_args_and_arch(options.get_training_parser(), argv))
     task = tasks.setup_task(cfg.task)
