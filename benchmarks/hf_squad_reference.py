@@ -23,6 +23,7 @@ import math
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -70,9 +71,9 @@ def hf_features(tokenizer, questions, args, training):
         room, doc_start = args.max_len - len(question_ids) - 3, 0
         if room < 1:
             raise SystemExit(f"question {q.qid}: {len(question_ids)} tokens leave no room in --max-len {args.max_len}")
+        shift = len(question_ids) + 2  # the row position of the context's first token: after [CLS] question [SEP]
         while True:
             length = min(len(context_ids) - doc_start, room)
-            shift = len(question_ids) + 2
             ids = [tokenizer.cls_token_id, *question_ids, tokenizer.sep_token_id,
                    *context_ids[doc_start:doc_start + length], tokenizer.sep_token_id]
             start = end = 0
@@ -204,10 +205,8 @@ def parse_args(argv=None):
 
 
 def mean_spread(values):
-    """'mean ± sample standard deviation' of a list of figures."""
-    mean = sum(values) / len(values)
-    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, spread
+    """(mean, sample standard deviation) of a list of figures; 0 spread for one figure."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def main(argv=None):
