@@ -14,6 +14,7 @@ data; a run this small sits near the point where the task is learnt, so one seed
 points and the target is on the means: |mean F1(span_qa) - mean F1(HF)| <= 1.5.
 
     python benchmarks/hf_squad_reference.py [--work DIR] [--epochs 2] [--seeds 1,2,3] [--lr 1e-4]
+                                            [--sides span_qa,hf] [--batches random|length]
 """
 
 import argparse
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,6 +35,8 @@ import benchlib
 import squad_cloze
 
 TARGET_POINTS = 1.5
+# fairseq-train's validation line for one epoch, in finetune_squad.sh's train.log
+VALID_LINE = re.compile(r"epoch (\d+) \| valid on 'valid' subset \|.*\| exact_match ([\d.]+) \| f1 ([\d.]+)")
 
 
 def span_qa_side(args, seed, train, dev):
@@ -47,6 +51,11 @@ def span_qa_side(args, seed, train, dev):
                            str(train), str(dev), str(out)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit((proc.stdout + proc.stderr)[-3000:])
+    for line in (out / "train.log").read_text().splitlines():
+        validated = VALID_LINE.search(line)
+        if validated:
+            epoch, em, f1 = validated.groups()
+            print(f"span_qa seed {seed} epoch {int(epoch)}: dev EM {float(em):.2f}, F1 {float(f1):.2f}", flush=True)
     summary = json.loads((out / "eval.json").read_text())
     return summary["exact_match"], summary["f1"], time.perf_counter() - started
 
@@ -148,6 +157,20 @@ def hf_decode(model, features, questions, args):
     return {q.qid: best.get(q.qid, (0, ""))[1] for q in questions}
 
 
+def epoch_batches(features, size, kind, rng):
+    """One epoch's batches of feature indices. `random`: a plain loop's shuffled batches. `length`:
+    span_qa's under fairseq (a permutation sorted stably by length, cut into batches, the batches
+    shuffled), so rows of similar length share a batch."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    if kind == "length":
+        order.sort(key=lambda i: len(features[i]["input_ids"]))
+    batches = [order[first:first + size] for first in range(0, len(order), size)]
+    if kind == "length":
+        rng.shuffle(batches)
+    return batches
+
+
 def hf_side(args, seed, train, dev):
     import torch
     from transformers import BertForQuestionAnswering, BertTokenizerFast, get_linear_schedule_with_warmup
@@ -170,10 +193,9 @@ def hf_side(args, seed, train, dev):
     rng, scores, started = random.Random(seed), [], time.perf_counter()
     model.train()
     for epoch in range(1, args.epochs + 1):
-        order, losses = list(range(len(train_features))), []
-        rng.shuffle(order)
-        for first in range(0, len(order), args.batch):
-            batch = [train_features[i] for i in order[first:first + args.batch]]
+        losses = []
+        for batch_indices in epoch_batches(train_features, args.batch, args.batches, rng):
+            batch = [train_features[i] for i in batch_indices]
             loss = model(**tensors(batch), start_positions=torch.tensor([f["start"] for f in batch]),
                          end_positions=torch.tensor([f["end"] for f in batch])).loss
             loss.backward()
@@ -190,6 +212,9 @@ def hf_side(args, seed, train, dev):
     return exact_match, f1, time.perf_counter() - started
 
 
+SIDES = (("span_qa", "span_qa (finetune_squad.sh)", span_qa_side), ("hf", "HF BertForQuestionAnswering", hf_side))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("hf_squad_reference"), help="working directory")
@@ -201,7 +226,15 @@ def parse_args(argv=None):
     p.add_argument("--max-len", type=int, default=192)
     p.add_argument("--stride", type=int, default=64)
     p.add_argument("--seeds", default="1,2,3", help="training seeds, comma-separated (the data stay fixed)")
-    return p.parse_args(argv)
+    p.add_argument("--sides", default="span_qa,hf",
+                   help="which sides run, comma-separated: span_qa, hf (the verdict needs both)")
+    p.add_argument("--batches", choices=("random", "length"), default="random",
+                   help="the HF side's batches: a plain loop's random ones, or span_qa's length-sorted ones")
+    args = p.parse_args(argv)
+    unknown = set(args.sides.split(",")) - {key for key, _, _ in SIDES}
+    if unknown or not args.sides:
+        p.error(f"--sides {args.sides!r}: a comma-separated choice of span_qa, hf")
+    return args
 
 
 def mean_spread(values):
@@ -218,8 +251,9 @@ def main(argv=None):
     print(benchlib.machine_line())
     print(benchlib.versions_line())
     print(f"data: {train} and {dev} (cloze questions over the pydoc topics); epochs {args.epochs}, batch "
-          f"{args.batch}, lr {args.lr}, max_len {args.max_len}, stride {args.stride}, seeds {seeds}")
-    sides = {"span_qa (finetune_squad.sh)": span_qa_side, "HF BertForQuestionAnswering": hf_side}
+          f"{args.batch}, lr {args.lr}, max_len {args.max_len}, stride {args.stride}, seeds {seeds}, "
+          f"HF batches {args.batches}")
+    sides = {name: side for key, name, side in SIDES if key in args.sides.split(",")}
     results = {name: [] for name in sides}
     print("| side | seed | dev EM | dev F1 | wall s |\n|---|---|---|---|---|", flush=True)
     for seed in seeds:
@@ -232,6 +266,11 @@ def main(argv=None):
         (em, em_spread), (f1, f1_spread) = mean_spread([e for e, _ in scores]), mean_spread([f for _, f in scores])
         f1s[name] = f1
         print(f"| {name} | mean ± sd | {em:.2f} ± {em_spread:.2f} | {f1:.2f} ± {f1_spread:.2f} | |")
+    if len(f1s) < 2:
+        (name, f1), = f1s.items()
+        print(f"hf_squad_reference: mean dev F1 over {len(seeds)} seeds, {name} {f1:.2f} (one side, no verdict); "
+              f"runs in {args.work}")
+        return
     ours, theirs = f1s.values()
     verdict = "within" if abs(ours - theirs) <= TARGET_POINTS else "outside"
     print(f"hf_squad_reference: mean dev F1 over {len(seeds)} seeds, span_qa {ours:.2f} vs HF {theirs:.2f}: "

