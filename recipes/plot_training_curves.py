@@ -20,7 +20,7 @@ from spanbert_text.files import save_figure
 TAGS = ("train_inner", "valid")
 HEADS = ("mlm", "sbo")
 _LINE = re.compile(r"\| (train_inner|valid) \| (.*)$")
-_SIMPLE_PAIR = re.compile(r"([a-z_]+)[= ]([-0-9.e]+)(?:,|$| \|)")
+_SIMPLE_PAIR = re.compile(r"([a-z_][a-z0-9_]*)[= ]([-0-9.e]+)(?:,|$| \|)")
 
 
 def read_log(path):

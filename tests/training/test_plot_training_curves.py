@@ -55,3 +55,12 @@ def test_a_file_that_is_not_a_training_log(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here\n")
     with pytest.raises(UserInputError, match="no train_inner or valid lines"):
         read_log(tmp_path / "notes.txt")
+
+
+def test_metric_names_with_digits_are_read(tmp_path):
+    """span_qa's f1 and best_f1 (a digit in the name) in the simple format, as finetune_squad.sh logs them."""
+    (tmp_path / "train.log").write_text(
+        "2026-12-02 14:19:58 | INFO | valid | epoch 003 | valid on 'valid' subset | loss 4.064 | exact_match 32 | "
+        "f1 33.04 | wps 5637.9 | num_updates 129 | best_f1 33.04\n")
+    (valid,) = read_log(tmp_path / "train.log")["valid"]
+    assert (valid["epoch"], valid["exact_match"], valid["f1"], valid["best_f1"]) == (3, 32, 33.04, 33.04)
