@@ -185,6 +185,18 @@ def imported_minilm(work):
     return model_dir
 
 
+def training_log(path):
+    """{tag: [record]} of a fairseq-train log, read by recipes/plot_training_curves.py, the project's
+    one reader of fairseq's log lines (simple or json format)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plot_training_curves",
+                                                  REPO_ROOT / "recipes" / "plot_training_curves.py")
+    reader = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(reader)
+    return reader.read_log(path)
+
+
 def bert_vocab_path():
     """BENCH_VOCAB if set (the GPU machine has no copy), else the uncased vocab.txt in the venv."""
     if os.environ.get("BENCH_VOCAB"):

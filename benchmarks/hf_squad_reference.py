@@ -23,7 +23,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -35,8 +34,6 @@ import benchlib
 import squad_cloze
 
 TARGET_POINTS = 1.5
-# fairseq-train's validation line for one epoch, in finetune_squad.sh's train.log
-VALID_LINE = re.compile(r"epoch (\d+) \| valid on 'valid' subset \|.*\| exact_match ([\d.]+) \| f1 ([\d.]+)")
 
 
 def span_qa_side(args, seed, train, dev):
@@ -51,11 +48,9 @@ def span_qa_side(args, seed, train, dev):
                            str(train), str(dev), str(out)], env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit((proc.stdout + proc.stderr)[-3000:])
-    for line in (out / "train.log").read_text().splitlines():
-        validated = VALID_LINE.search(line)
-        if validated:
-            epoch, em, f1 = validated.groups()
-            print(f"span_qa seed {seed} epoch {int(epoch)}: dev EM {float(em):.2f}, F1 {float(f1):.2f}", flush=True)
+    for record in benchlib.training_log(out / "train.log")["valid"]:
+        print(f"span_qa seed {seed} epoch {int(record['epoch'])}: dev EM {record['exact_match']:.2f}, "
+              f"F1 {record['f1']:.2f}", flush=True)
     summary = json.loads((out / "eval.json").read_text())
     return summary["exact_match"], summary["f1"], time.perf_counter() - started
 
@@ -231,9 +226,9 @@ def parse_args(argv=None):
     p.add_argument("--batches", choices=("random", "length"), default="random",
                    help="the HF side's batches: a plain loop's random ones, or span_qa's length-sorted ones")
     args = p.parse_args(argv)
-    unknown = set(args.sides.split(",")) - {key for key, _, _ in SIDES}
-    if unknown or not args.sides:
-        p.error(f"--sides {args.sides!r}: a comma-separated choice of span_qa, hf")
+    args.sides = args.sides.split(",")
+    if set(args.sides) - {key for key, _, _ in SIDES}:
+        p.error(f"--sides {','.join(args.sides)!r}: a comma-separated choice of span_qa, hf")
     return args
 
 
@@ -253,7 +248,7 @@ def main(argv=None):
     print(f"data: {train} and {dev} (cloze questions over the pydoc topics); epochs {args.epochs}, batch "
           f"{args.batch}, lr {args.lr}, max_len {args.max_len}, stride {args.stride}, seeds {seeds}, "
           f"HF batches {args.batches}")
-    sides = {name: side for key, name, side in SIDES if key in args.sides.split(",")}
+    sides = {name: side for key, name, side in SIDES if key in args.sides}
     results = {name: [] for name in sides}
     print("| side | seed | dev EM | dev F1 | wall s |\n|---|---|---|---|---|", flush=True)
     for seed in seeds:
