@@ -45,7 +45,8 @@ def span_qa_side(args, seed, train, dev):
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: the recipe would resume a checkpoint_last.pt left there
     started = time.perf_counter()
     proc = subprocess.run(["bash", str(benchlib.REPO_ROOT / "recipes" / "finetune_squad.sh"), str(model_dir),
-                           str(train), str(dev), str(out)], env=env, capture_output=True, text=True)
+                           str(train), str(dev), str(out), "--", "--batch-order", args.batches],
+                          env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit((proc.stdout + proc.stderr)[-3000:])
     for record in benchlib.training_log(out / "train.log")["valid"]:
@@ -154,8 +155,8 @@ def hf_decode(model, features, questions, args):
 
 def epoch_batches(features, size, kind, rng):
     """One epoch's batches of feature indices. `random`: a plain loop's shuffled batches. `length`:
-    span_qa's under fairseq (a permutation sorted stably by length, cut into batches, the batches
-    shuffled), so rows of similar length share a batch."""
+    as span_qa's `--batch-order length` under fairseq (a permutation sorted stably by length, cut
+    into batches, the batches shuffled), so rows of similar length share a batch."""
     order = list(range(len(features)))
     rng.shuffle(order)
     if kind == "length":
@@ -224,7 +225,8 @@ def parse_args(argv=None):
     p.add_argument("--sides", default="span_qa,hf",
                    help="which sides run, comma-separated: span_qa, hf (the verdict needs both)")
     p.add_argument("--batches", choices=("random", "length"), default="random",
-                   help="the HF side's batches: a plain loop's random ones, or span_qa's length-sorted ones")
+                   help="both sides' training batches (span_qa's --batch-order): drawn at random, or of "
+                        "similar length together")
     args = p.parse_args(argv)
     args.sides = args.sides.split(",")
     if set(args.sides) - {key for key, _, _ in SIDES}:
@@ -247,7 +249,7 @@ def main(argv=None):
     print(benchlib.versions_line())
     print(f"data: {train} and {dev} (cloze questions over the pydoc topics); epochs {args.epochs}, batch "
           f"{args.batch}, lr {args.lr}, max_len {args.max_len}, stride {args.stride}, seeds {seeds}, "
-          f"HF batches {args.batches}")
+          f"batches {args.batches}")
     sides = {name: side for key, name, side in SIDES if key in args.sides}
     results = {name: [] for name in sides}
     print("| side | seed | dev EM | dev F1 | wall s |\n|---|---|---|---|---|", flush=True)

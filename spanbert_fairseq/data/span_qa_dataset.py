@@ -13,11 +13,14 @@ class SpanQADataset(FairseqDataset):
 
     `first_id` offsets the windows' ids, so that ids stay distinct across the task's splits and a
     batch's `id` alone finds its window (`window(id)`), on the data-loader workers and after.
+    `shuffle` (training): a fresh order each epoch, `batch_order` "random" or "length" (SpanQAConfig).
     """
 
-    def __init__(self, questions, text_tokenizer, dictionary, params, first_id=0, shuffle=False, seed=1, path=""):
+    def __init__(self, questions, text_tokenizer, dictionary, params, first_id=0, shuffle=False, seed=1, path="",
+                 batch_order="random"):
         self.questions, self.params, self.dictionary = questions, params, dictionary
         self.first_id, self.shuffle, self.seed, self.epoch = first_id, shuffle, seed, 1
+        self.batch_order = batch_order
         self.encoded, self.windows, rows, contexts = [], [], [], {}
         for q, question in enumerate(questions):
             where = f"{path}: question {question.qid}"
@@ -75,10 +78,12 @@ class SpanQADataset(FairseqDataset):
         return not self.shuffle  # a training set is shuffled anew each epoch
 
     def ordered_indices(self):
-        """Training: a fresh permutation each epoch (a function of seed and epoch), then by length
-        so that a batch holds rows of similar length. Validation: by length."""
-        if self.shuffle:
-            with data_utils.numpy_seed(self.seed, self.epoch):
-                order = np.random.permutation(len(self))
+        """Training: a fresh permutation each epoch (a function of seed and epoch), cut into batches
+        as it stands ("random") or first sorted stably by length ("length"). Validation: by length."""
+        if not self.shuffle:
+            return np.argsort(self.sizes, kind="stable")
+        with data_utils.numpy_seed(self.seed, self.epoch):
+            order = np.random.permutation(len(self))
+        if self.batch_order == "length":
             return order[np.argsort(self.sizes[order], kind="stable")]
-        return np.argsort(self.sizes, kind="stable")
+        return order

@@ -41,6 +41,11 @@ class SpanQAConfig(FairseqDataclass):
     max_query_length: int = field(default=64, metadata={"help": "question tokens kept (the rest is cut)"})
     n_best: int = field(default=20, metadata={"help": "start and end candidates per window when decoding"})
     max_answer_length: int = field(default=30, metadata={"help": "the longest answer decoded, in tokens"})
+    batch_order: ChoiceEnum(["random", "length"]) = field(
+        default="random", metadata={"help": "training batches: random: windows drawn at random, as the authors' "
+                                    "run_squad.py; length: windows of similar length together (less padding, but "
+                                    "a context's longest windows, often those without the answer, share batches)"}
+    )
     classification_head_name: str = field(default="span_qa", metadata={"help": "name of the span head"})
     seed: int = II("common.seed")
 
@@ -81,7 +86,7 @@ class SpanQATask(FairseqTask):
         first_id = max((d.first_id + len(d) for name, d in self.datasets.items() if name != split), default=0)
         dataset = SpanQADataset(
             questions, self.text_tokenizer, self.dictionary, self.params, first_id=first_id,
-            shuffle=split == "train", seed=self.cfg.seed, path=path,
+            shuffle=split == "train", seed=self.cfg.seed, path=path, batch_order=self.cfg.batch_order,
         )
         logger.info(f"{split} {path}: {len(questions)} questions, {len(dataset)} windows"
                     f"{' (v2.0: unanswerable questions)' if self.version_2[split] else ''}")
