@@ -1,5 +1,4 @@
-"""span_qa's training order: random batches by default, as the authors' run_squad.py draws them
-(a context's last, shortest window and its other windows then share no batch by construction);
+"""span_qa's training order: random batches by default, as the authors' run_squad.py draws them;
 `--batch-order length` groups windows of similar length; validation is always by length."""
 
 from pathlib import Path
