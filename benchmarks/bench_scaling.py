@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,7 +27,9 @@ PROCESS_COUNTS = (1, 2)
 TRAIN_INNER = re.compile(r"\| train_inner \| (\{.*\})\s*$")
 
 
-def train_cmd(nproc, args):
+def train_cmd(nproc, args, save_dir):
+    # --no-save still makes --save-dir (fairseq-train checks that it can write there): a scratch one,
+    # not ./checkpoints wherever the benchmark was started.
     return [
         str(benchlib.VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", str(nproc),
         str(benchlib.VENV_BIN / "fairseq-train"), str(args.data_dir),
@@ -35,16 +38,17 @@ def train_cmd(nproc, args):
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.999)", "--weight-decay", "0.01", "--lr", "1e-4",
         "--max-update", str(args.updates), "--log-format", "json", "--log-interval", "1",
         "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp", "--cpu", "--num-workers", "0",
-        "--no-save", "--disable-validation", "--seed", "1",
+        "--no-save", "--save-dir", str(save_dir), "--disable-validation", "--seed", "1",
     ]
 
 
 def run_once(nproc, args):
     """One training run; returns (median wps after warm-up, wall seconds, number of logged updates)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // nproc)))
-    start = time.perf_counter()
-    out = subprocess.run(train_cmd(nproc, args), env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as save_dir:
+        start = time.perf_counter()
+        out = subprocess.run(train_cmd(nproc, args, save_dir), env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(f"fairseq-train with {nproc} processes failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     wps = [float(json.loads(m.group(1))["wps"]) for line in (out.stdout + out.stderr).splitlines()

@@ -149,11 +149,14 @@ def test_preprocess_runs_both_pipelines_and_checks_identity(capsys, corpus, tmp_
 
 
 @pytest.mark.slow
-def test_scaling_runs_one_and_two_processes(capsys, data_dir):
+def test_scaling_runs_one_and_two_processes(capsys, data_dir, tmp_path, monkeypatch):
+    """...and leaves nothing where it was started (fairseq-train makes its --save-dir even with --no-save)."""
+    monkeypatch.chdir(tmp_path)
     load_script("bench_scaling").main(["--updates", "2", "--skip", "0", "--rounds", "1", "--data-dir",
                                        str(data_dir), "--seq-len", "32", "--batch", "1"])
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1].startswith("bench_scaling:")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_paired_ratio_cancels_load_shared_by_a_round(benchlib):
